@@ -1,0 +1,1 @@
+"""ComponentResources and helpers of the companyNews infrastructure program."""
