@@ -1,0 +1,119 @@
+"""DockerHost: the training platform's shared pieces — the stack's network, fixed addresses, image builds,
+and the one hardened way every container of the stack is run."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from components import constants
+
+# Fixed host numbers inside the stack's subnet. The proxy addresses the tiers by IP, so a restarted
+# container must come back at the same address (Docker hands out fresh ones otherwise).
+PROXY_HOST_NUMBER = 10
+FIRST_APP_HOST_NUMBER = 20
+FIRST_STATIC_HOST_NUMBER = 40
+HEALTHCHECK_COMMAND = ["CMD", "/usr/local/bin/healthcheck"]
+
+
+@dataclass(frozen=True)
+class DockerHostArgs:
+    stack: str
+    subnet: str                 # validated in settings.py
+    base_image: str
+    process_limit: int
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What differs between the stack's containers; everything else is the same hardened default."""
+
+    name: str
+    role: str                   # one of constants.ROLES
+    image: pulumi.Input[str]
+    address: str
+    alias: str
+    user: str
+    memory_mb: int
+    envs: Sequence[pulumi.Input[str]] = ()
+    ports: Sequence[docker.ContainerPortArgs] = ()
+    mounts: Sequence[docker.ContainerMountArgs] = ()
+    health_start_period: str = "10s"
+    tmpfs_size_mb: int = 64
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+class DockerHost(pulumi.ComponentResource):
+    """The user-defined network of one stack and the factory for its images and containers."""
+
+    network: docker.Network
+
+    def __init__(self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("companynews:index:DockerHost", name, None, opts)
+        self.args = args
+        self._hosts = list(ipaddress.IPv4Network(args.subnet).hosts())
+        self.network = docker.Network(
+            "network",
+            name=f"companynews-{args.stack}",
+            driver="bridge",
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.subnet)],
+            labels=[docker.NetworkLabelArgs(label=constants.LABEL_STACK, value=args.stack)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"network_name": self.network.name})
+
+    def address(self, role: str, index: int = 0) -> str:
+        first = {"proxy": PROXY_HOST_NUMBER, "app": FIRST_APP_HOST_NUMBER, "static": FIRST_STATIC_HOST_NUMBER}[role]
+        return str(self._hosts[first - 1 + index])
+
+    def image(self, tier: str, context: Path, build_args: Mapping[str, str], parent: pulumi.Resource) -> docker.Image:
+        """Build docker/<tier> (staged with its artifacts) locally; nothing is pushed anywhere."""
+        return docker.Image(
+            f"{tier}-image",
+            image_name=f"companynews-{self.args.stack}-{tier}:latest",
+            skip_push=True,
+            build=docker.DockerBuildArgs(
+                context=str(context),
+                args={"BASE_IMAGE": self.args.base_image, **build_args},
+            ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+    def container(self, spec: ContainerSpec, parent: pulumi.Resource) -> docker.Container:
+        """Run one container of the stack: read-only root, no capabilities, labelled, health-checked."""
+        return docker.Container(
+            spec.name,
+            name=f"companynews-{self.args.stack}-{spec.name}",
+            image=spec.image,
+            user=spec.user,
+            envs=list(spec.envs),
+            ports=list(spec.ports),
+            mounts=list(spec.mounts),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
+                name=self.network.name, ipv4_address=spec.address, aliases=[spec.alias])],
+            restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=HEALTHCHECK_COMMAND, interval="5s", timeout="3s", retries=3,
+                start_period=spec.health_start_period),
+            labels=[
+                docker.ContainerLabelArgs(label=constants.LABEL_STACK, value=self.args.stack),
+                docker.ContainerLabelArgs(label=constants.LABEL_ROLE, value=spec.role),
+            ],
+            read_only=True,
+            # Everything that must write (pid files, caches, rendered config, JVM temp) writes to /tmp.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={spec.tmpfs_size_mb}m"},
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            memory=spec.memory_mb,
+            memory_swap=spec.memory_mb,
+            # docker.Container has no pids-limit input; RLIMIT_NPROC bounds the processes of the user instead.
+            ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=self.args.process_limit,
+                                                hard=self.args.process_limit)],
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "3"},
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(spec.depends_on)),
+        )
