@@ -89,8 +89,8 @@ def is_hostname(value: str) -> bool:
     return bool(HOSTNAME.match(value))
 
 
-def is_sha256_or_empty(value: str | None) -> bool:
-    return value is None or bool(SHA256.match(value))
+def is_sha256_or_empty(value: str) -> bool:
+    return value == "" or bool(SHA256.match(value))
 
 
 # --- the settings -------------------------------------------------------------------------------------
@@ -108,14 +108,14 @@ class CommonSettings:
     war_url: str = setting(
         "warUrl", default=constants.DEFAULT_WAR_URL, allowed="an https://, http:// or file:// URL or a path",
         check=lambda v: bool(ARTIFACT_URL.match(v)), description="Where companyNews.war is fetched from.")
-    war_sha256: str | None = setting(
-        "warSha256", default=None, allowed="64 lower-case hex digits", check=is_sha256_or_empty,
+    war_sha256: str = setting(
+        "warSha256", default="", allowed="empty or 64 lower-case hex digits", check=is_sha256_or_empty,
         description="Optional SHA-256 pin of the war; a download that differs is refused.")
     static_url: str = setting(
         "staticUrl", default=constants.DEFAULT_STATIC_URL, allowed="an https://, http:// or file:// URL or a path",
         check=lambda v: bool(ARTIFACT_URL.match(v)), description="Where static.zip is fetched from.")
-    static_sha256: str | None = setting(
-        "staticSha256", default=None, allowed="64 lower-case hex digits", check=is_sha256_or_empty,
+    static_sha256: str = setting(
+        "staticSha256", default="", allowed="empty or 64 lower-case hex digits", check=is_sha256_or_empty,
         description="Optional SHA-256 pin of the static archive.")
     artifact_max_bytes: int = setting(
         "artifactMaxBytes", default=200 * 1024 * 1024, allowed="an integer from 1024 to 2147483648",
