@@ -266,8 +266,7 @@ def parse_settings(raw_config: Mapping[str, Any], stack: str) -> Settings:
         values: dict[str, Any] = {}
         for fld, rule, kind in rules(section):
             raw = config.get(rule.key)
-            unset = raw is None or (raw == "" and rule.default is not REQUIRED)
-            if unset:
+            if raw is None:
                 if rule.default is REQUIRED:
                     problems.append(f"{NAMESPACE}:{rule.key} is not set: it must be {rule.allowed} "
                                     f"({rule.description})")

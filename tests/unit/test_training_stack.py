@@ -1,0 +1,197 @@
+"""The training stack as declared: what a user of `pulumi up --stack training` gets on their Docker host."""
+from __future__ import annotations
+
+import pytest
+
+from components import constants
+from components.settings import SettingsError
+
+CONTAINER = "docker:index/container:Container"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+
+
+def is_secret(value) -> bool:
+    return isinstance(value, dict) and SECRET_SIGNATURE in value
+
+
+def unwrap(value):
+    return value["value"] if is_secret(value) else value
+
+
+def labels(resource) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in resource.inputs.get("labels", [])}
+
+
+@pytest.fixture(scope="module")
+def training(local_artifacts, tmp_path_factory):
+    from tests.program import run_program, stack_config
+    from tests.unit.conftest import STATS_PASSWORD
+    from tests.unit.mocks import RecordingMocks
+
+    mocks = RecordingMocks()
+    config = stack_config("training", {**local_artifacts, "statsPassword": STATS_PASSWORD})
+    exports = run_program(mocks, "training", config, secret_keys=["statsPassword"])
+    return mocks, exports
+
+
+def test_only_the_proxy_publishes_ports(training):
+    mocks, _ = training
+    for container in mocks.of_type(CONTAINER):
+        published = container.inputs.get("ports", [])
+        if labels(container)[constants.LABEL_ROLE] == "proxy":
+            assert published, f"{container.urn} publishes nothing: the front door must"
+        else:
+            assert not published, f"{container.urn} publishes {published}: only the proxy may"
+
+
+def test_front_door_publishes_on_bind_address_and_stats_on_loopback(run_stack):
+    mocks, _ = run_stack(bindAddress="0.0.0.0", httpPort="8181", statsPort="8505")
+    (proxy,) = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "proxy"]
+    published = {(port["internal"], port["external"], port["ip"]) for port in proxy.inputs["ports"]}
+    assert published == {(constants.PROXY_PORT, 8181, "0.0.0.0"), (constants.PROXY_STATS_PORT, 8505, "127.0.0.1")}, (
+        f"{proxy.urn} publishes {published}")
+
+
+def test_every_container_is_labelled_with_stack_and_role(training):
+    mocks, _ = training
+    containers = mocks.of_type(CONTAINER)
+    roles = [labels(c).get(constants.LABEL_ROLE) for c in containers]
+    assert sorted(roles) == ["app", "app", "proxy", "static", "static"], f"roles declared: {roles}"
+    for container in containers:
+        assert labels(container).get(constants.LABEL_STACK) == "training", f"{container.urn} lacks the stack label"
+
+
+def test_every_container_is_health_checked_and_restarts(training):
+    mocks, _ = training
+    for container in mocks.of_type(CONTAINER):
+        assert container.inputs.get("restart") == "unless-stopped", f"{container.urn} restart policy"
+        health = container.inputs.get("healthcheck") or {}
+        assert health.get("tests") == ["CMD", "/usr/local/bin/healthcheck"], f"{container.urn} has no health check"
+
+
+def test_every_container_runs_hardened_as_non_root(training):
+    mocks, _ = training
+    expected_users = {"app": f"{constants.APP_UID}:{constants.APP_GID}",
+                      "static": f"{constants.STATIC_UID}:{constants.STATIC_UID}",
+                      "proxy": f"{constants.PROXY_UID}:{constants.PROXY_UID}"}
+    for container in mocks.of_type(CONTAINER):
+        role = labels(container)[constants.LABEL_ROLE]
+        assert container.inputs.get("user") == expected_users[role], f"{container.urn} user"
+        assert container.inputs.get("readOnly") is True, f"{container.urn} root filesystem is writable"
+        assert container.inputs.get("capabilities") == {"drops": ["ALL"]}, f"{container.urn} keeps capabilities"
+        assert "no-new-privileges:true" in container.inputs.get("securityOpts", []), f"{container.urn}"
+        assert container.inputs.get("memory", 0) > 0, f"{container.urn} has no memory limit"
+
+
+def test_app_containers_mount_the_volume_at_the_data_path(training):
+    mocks, _ = training
+    (volume,) = mocks.of_type("docker:index/volume:Volume")
+    apps = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "app"]
+    for app in apps:
+        mounts = [(m["type"], m["source"], m["target"]) for m in app.inputs.get("mounts", [])]
+        assert mounts == [("volume", volume.inputs["name"], constants.DATA_PATH)], f"{app.urn} mounts {mounts}"
+    others = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] != "app"]
+    assert all(not c.inputs.get("mounts") for c in others), "only app containers may mount the data volume"
+
+
+def test_containers_run_the_image_digest_so_a_rebuild_replaces_them(training):
+    mocks, _ = training
+    digests = {image.name.removesuffix("-image"): image for image in mocks.of_type("docker:index/image:Image")}
+    for container in mocks.of_type(CONTAINER):
+        role = labels(container)[constants.LABEL_ROLE]
+        assert container.inputs["image"].startswith("sha256:"), f"{container.urn} runs {container.inputs['image']}"
+        assert digests[role].inputs["skipPush"] is True, f"{digests[role].urn} would push"
+
+
+def test_images_build_on_the_configured_base_image(run_stack):
+    mocks, _ = run_stack(baseImage="companynews-base:bookworm")
+    for image in mocks.of_type("docker:index/image:Image"):
+        assert image.inputs["build"]["args"]["BASE_IMAGE"] == "companynews-base:bookworm", f"{image.urn}"
+
+
+def test_replica_counts_follow_config(run_stack):
+    mocks, _ = run_stack(appReplicas="3", staticReplicas="4")
+    roles = [labels(c)[constants.LABEL_ROLE] for c in mocks.of_type(CONTAINER)]
+    assert roles.count("app") == 3 and roles.count("static") == 4, f"roles declared: {roles}"
+
+
+def test_proxy_is_told_every_replica_address(training):
+    mocks, _ = training
+    (proxy,) = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "proxy"]
+    envs = dict(item.split("=", 1) for item in unwrap(proxy.inputs["envs"]))
+    for role, variable in (("app", "APP_SERVERS"), ("static", "STATIC_SERVERS")):
+        addresses = sorted(c.inputs["networksAdvanced"][0]["ipv4Address"] for c in mocks.of_type(CONTAINER)
+                           if labels(c)[constants.LABEL_ROLE] == role)
+        told = sorted(server.split(":")[0] for server in envs[variable].split())
+        assert told == addresses, f"{variable}={envs[variable]} but {role} containers are at {addresses}"
+
+
+def test_stats_password_reaches_the_proxy_only_as_a_secret(training):
+    mocks, _ = training
+    for container in mocks.of_type(CONTAINER):
+        envs = container.inputs.get("envs")
+        if labels(container)[constants.LABEL_ROLE] == "proxy":
+            assert is_secret(envs), f"{container.urn} envs carry the stats password in plain text"
+            assert any(item.startswith("STATS_PASSWORD=") for item in unwrap(envs))
+        else:
+            assert not any("STATS_PASSWORD" in str(item) for item in unwrap(envs) or []), f"{container.urn}"
+
+
+def test_smoke_check_waits_for_read_action_through_the_front_door(training):
+    mocks, _ = training
+    (smoke,) = mocks.of_type("command:local:Command")
+    assert "http://127.0.0.1:8080/Read.action" in smoke.inputs["create"], smoke.inputs["create"]
+    assert "--timeout" in smoke.inputs["create"], "the smoke check must be bounded"
+
+
+def test_outputs_contract(training):
+    _, exports = training
+    assert exports == {
+        "url": "http://127.0.0.1:8080/",
+        "hostname": "companynews.localhost",
+        "port": 8080,
+        "stats_url": "http://127.0.0.1:8404/",
+        "dns_record": {"type": "A", "name": "companynews.localhost", "target": "127.0.0.1"},
+    }
+
+
+def test_data_volume_is_kept_on_destroy_unless_purge_is_set(run_stack):
+    import pulumi
+
+    def retained_flags(**overrides):
+        seen = {}
+
+        def record(args: pulumi.ResourceTransformationArgs):
+            if args.type_ == "docker:index/volume:Volume":
+                seen[args.name] = args.opts.retain_on_delete
+            return None
+
+        run_stack(transformations=[record], **overrides)
+        return seen
+
+    assert retained_flags() == {"data": True}, "the data volume must survive `pulumi destroy` by default"
+    assert retained_flags(purgeDataOnDestroy="true") == {"data": False}, "purgeDataOnDestroy must delete it"
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("appReplicas", "0", "an integer from 1 to 5"),
+    ("httpPort", "http", "not an integer"),
+    ("bindAddress", "localhost", "an IP address"),
+    ("statsPassword", "short", "at least 12 characters"),
+    ("dockerSubnet", "300.1.0.0/24", "IPv4 network"),
+])
+def test_bad_config_is_refused_before_any_resource(run_stack, key, value, words):
+    from tests.program import run_program, stack_config
+    from tests.unit.mocks import RecordingMocks
+
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError) as refused:
+        overrides = {"statsPassword": "unit-test-stats-password", key: value}
+        run_program(mocks, "training", stack_config("training", overrides), secret_keys=["statsPassword"])
+    message = str(refused.value)
+    assert f"companynews:{key}" in message and words in message, message
+    if key != "statsPassword":
+        assert repr(value) in message, message
+    else:
+        assert value not in message, "a secret must never be echoed"
+    assert mocks.resources == [], f"declared before refusing: {[r.urn for r in mocks.resources]}"
