@@ -1,0 +1,49 @@
+# companynews-infra — the two quick-start commands are `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STACK ?= training
+# Local, file-backed Pulumi state inside the project: no Pulumi Cloud account needed.
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+PASSPHRASE_FILE := $(CURDIR)/.pulumi-state/passphrase
+
+.PHONY: venv up down preview test base-image
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Bring the training stack up on the local Docker host.
+up: venv
+	@command -v docker >/dev/null || { echo "missing: the docker CLI (https://docs.docker.com/engine/install/)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "missing: a running Docker engine (docker info fails)"; exit 1; }
+	@command -v pulumi >/dev/null || { echo "missing: the Pulumi CLI (https://www.pulumi.com/docs/install/)"; exit 1; }
+	@mkdir -p .pulumi-state
+	@if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] && [ ! -f $(PASSPHRASE_FILE) ]; then \
+	  $(VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))' > $(PASSPHRASE_FILE); \
+	  chmod 600 $(PASSPHRASE_FILE); echo "generated a stack passphrase in $(PASSPHRASE_FILE)"; fi
+	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
+	  pulumi stack select --create $(STACK) --secrets-provider passphrase && \
+	  { pulumi config get companynews:statsPassword >/dev/null 2>&1 || \
+	    pulumi config set --secret companynews:statsPassword "$$($(VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; } && \
+	  pulumi up --stack $(STACK) --yes && pulumi stack output --stack $(STACK) --json
+
+down: venv
+	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
+	  pulumi destroy --stack $(STACK) --yes
+
+preview: venv
+	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
+	  pulumi preview --stack $(STACK)
+
+# Unit tests (mock runtime), container tests and replay tests (real Docker). Needs a Docker engine and
+# the local base image (scripts/base-image); `bash .ci/run` sets both up on a bare machine.
+test: venv
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+base-image:
+	scripts/base-image companynews-base:bookworm
