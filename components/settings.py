@@ -93,6 +93,34 @@ def is_sha256_or_empty(value: str) -> bool:
     return value == "" or bool(SHA256.match(value))
 
 
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[1-9]$")
+ACM_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:acm:(?P<region>[a-z]{2}(-gov)?-[a-z]+-[1-9]):[0-9]{12}:certificate/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HOSTED_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,31}$")
+S3_BUCKET = re.compile(r"^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
+# family, generation, attribute letters, size: t3.medium, m7i-flex.large, c6gn.xlarge.
+INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z]+)(?P<generation>[0-9]+)(?P<attributes>[a-z-]*)\.(?P<size>[a-z0-9]+)$")
+# The values CloudWatch Logs accepts for a log group's retention (0, never expire, is left out on purpose).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
+
+def is_x86_instance_type(value: str) -> bool:
+    """The AMI and the images are x86_64: Graviton types (a1, or a 'g' after the generation) cannot run them."""
+    match = INSTANCE_TYPE.match(value)
+    return bool(match) and match["family"] != "a" and "g" not in match["attributes"]
+
+
+def empty_or(pattern: re.Pattern) -> Callable[[str], bool]:
+    return lambda value: value == "" or bool(pattern.match(value))
+
+
+def empty_or_hostname(value: str) -> bool:
+    return value == "" or is_hostname(value)
+
+
 # --- the settings -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -185,14 +213,78 @@ class DockerSettings:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """Keys only the aws platform (production) reads."""
+
+    region: str = setting(
+        "region", default="us-east-1", allowed="an AWS region such as us-east-1", check=lambda v: bool(
+            AWS_REGION.match(v)), description="AWS region of every resource (must equal aws:region when that is set).")
+    az_count: int = setting(
+        "azCount", default=2, allowed="an integer from 2 to 6", check=between(2, 6),
+        description="Availability zones the VPC spans: a public and a private subnet in each.")
+    vpc_cidr: str = setting(
+        "vpcCidr", default="10.40.0.0/16", allowed="an IPv4 network from /16 to /22",
+        check=lambda v: is_ipv4_network(v, smallest_prefix=16, largest_prefix=22),
+        description="The VPC's network; it is cut into 16 equal subnets (an ALB subnet needs at least a /27).")
+    nat_per_az: bool = setting(
+        "natPerAz", default=False, allowed="true or false",
+        description="One NAT gateway per zone (survives a zone outage) instead of one shared (cheaper).")
+    instance_type: str = setting(
+        "instanceType", default="t3.medium", allowed="an x86_64 EC2 instance type such as t3.medium",
+        check=is_x86_instance_type, description="EC2 instance type of the ECS container instances.")
+    min_instances: int = setting(
+        "minInstances", default=2, allowed="an integer from 2 to 50, at most maxInstances", check=between(2, 50),
+        description="Fewest container instances, spread over the zones (two keep a zone outage survivable).")
+    max_instances: int = setting(
+        "maxInstances", default=6, allowed="an integer from 2 to 50, at least minInstances", check=between(2, 50),
+        description="Most container instances the capacity provider may scale out to.")
+    static_min_tasks: int = setting(
+        "staticMinTasks", default=2, allowed="an integer from 2 to 50, at most staticMaxTasks", check=between(2, 50),
+        description="Fewest nginx tasks the static tier scales in to.")
+    static_max_tasks: int = setting(
+        "staticMaxTasks", default=10, allowed="an integer from 2 to 100, at least staticMinTasks",
+        check=between(2, 100), description="Most nginx tasks the static tier scales out to.")
+    certificate_arn: str = setting(
+        "certificateArn", default="", allowed="empty or an ACM certificate ARN in the stack's region",
+        check=empty_or(ACM_CERTIFICATE_ARN),
+        description="ACM certificate for HTTPS on the load balancer; empty serves plain HTTP only.")
+    domain_name: str = setting(
+        "domainName", default="", allowed="empty or a lower-case DNS name", check=empty_or_hostname,
+        description="Public name of the site; the dns_record output names it.")
+    hosted_zone_id: str = setting(
+        "hostedZoneId", default="", allowed="empty or a Route 53 hosted zone id such as Z0123456789ABC",
+        check=empty_or(HOSTED_ZONE_ID),
+        description="Route 53 zone in which to create domainName's alias record; empty leaves DNS to you.")
+    access_logs_bucket: str = setting(
+        "accessLogsBucket", default="", allowed="empty or an S3 bucket name", check=empty_or(S3_BUCKET),
+        description="S3 bucket for the load balancer's access logs; empty turns them off.")
+    log_retention_days: int = setting(
+        "logRetentionDays", default=30, allowed=f"one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+        check=lambda v: v in LOG_RETENTION_DAYS, description="Days CloudWatch keeps the containers' logs.")
+    alarm_email: str = setting(
+        "alarmEmail", default="", allowed="empty or an email address", check=empty_or(EMAIL),
+        description="Where alarms are mailed (an SNS subscription to confirm); empty sends them nowhere.")
+    health_check_grace_seconds: int = setting(
+        "healthCheckGraceSeconds", default=120, allowed="an integer from 30 to 300", check=between(30, 300),
+        description="Seconds a new app task has to start Jetty before failed health checks count.")
+    app_stop_timeout_seconds: int = setting(
+        "appStopTimeoutSeconds", default=60, allowed="an integer from 10 to 120", check=between(10, 120),
+        description="Seconds the app gets after SIGTERM to close its journal before it is killed.")
+    ecr_keep_images: int = setting(
+        "ecrKeepImages", default=10, allowed="an integer from 1 to 1000", check=between(1, 1000),
+        description="Images each ECR repository keeps; older ones expire.")
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     common: CommonSettings
     docker: DockerSettings | None
+    aws: AwsSettings | None
 
 
-SECTIONS: dict[str, type] = {"common": CommonSettings, "docker": DockerSettings}
-SECTION_PLATFORMS: dict[str, tuple[str, ...]] = {"common": PLATFORMS, "docker": ("docker",)}
+SECTIONS: dict[str, type] = {"common": CommonSettings, "docker": DockerSettings, "aws": AwsSettings}
+SECTION_PLATFORMS: dict[str, tuple[str, ...]] = {"common": PLATFORMS, "docker": ("docker",), "aws": ("aws",)}
 
 
 def rules(section: type) -> list[tuple[dataclasses.Field, Rule, Any]]:
@@ -289,13 +381,53 @@ def parse_settings(raw_config: Mapping[str, Any], stack: str) -> Settings:
         if docker_values["http_port"] == docker_values["stats_port"]:
             problems.append(f"{NAMESPACE}:statsPort = {docker_values['stats_port']}: it must differ from "
                             f"httpPort ({docker_values['http_port']})")
+    aws_values = parsed.get("aws")
+    if aws_values is not None:
+        problems.extend(_aws_problems(aws_values, parsed["common"], raw_config.get("aws:region")))
     if problems:
         raise SettingsError(stack, problems)
     return Settings(
         stack=stack,
         common=CommonSettings(**parsed["common"]),
         docker=DockerSettings(**docker_values) if docker_values is not None else None,
+        aws=AwsSettings(**aws_values) if aws_values is not None else None,
     )
+
+
+def _aws_problems(aws: dict[str, Any], common: dict[str, Any], provider_region: Any) -> list[str]:
+    """Rules between aws keys; a key that already failed on its own is not judged again here."""
+    problems = []
+
+    def both(*names: str) -> bool:
+        return all(name in aws for name in names)
+
+    if both("min_instances", "max_instances") and aws["min_instances"] > aws["max_instances"]:
+        problems.append(f"{NAMESPACE}:minInstances = {aws['min_instances']}: it must be at most maxInstances "
+                        f"({aws['max_instances']})")
+    if both("static_min_tasks", "static_max_tasks"):
+        low, high = aws["static_min_tasks"], aws["static_max_tasks"]
+        if low > high:
+            problems.append(f"{NAMESPACE}:staticMinTasks = {low}: it must be at most staticMaxTasks ({high})")
+        elif "static_replicas" in common and not low <= common["static_replicas"] <= high:
+            problems.append(f"{NAMESPACE}:staticReplicas = {common['static_replicas']}: on aws it is the static "
+                            f"tier's starting task count and must be from staticMinTasks ({low}) to "
+                            f"staticMaxTasks ({high})")
+    if aws.get("hosted_zone_id") and "domain_name" in aws and not aws["domain_name"]:
+        problems.append(f"{NAMESPACE}:hostedZoneId = {aws['hosted_zone_id']!r}: it must be empty unless domainName "
+                        f"is set (the zone gets domainName's alias record)")
+    if aws.get("certificate_arn") and "domain_name" in aws and not aws["domain_name"]:
+        problems.append(f"{NAMESPACE}:certificateArn = {aws['certificate_arn']!r}: it must be empty unless "
+                        f"domainName is set (the certificate names a domain; the load balancer's own name is not "
+                        f"on it)")
+    if aws.get("certificate_arn") and "region" in aws:
+        certificate_region = ACM_CERTIFICATE_ARN.match(aws["certificate_arn"])["region"]
+        if certificate_region != aws["region"]:
+            problems.append(f"{NAMESPACE}:certificateArn = {aws['certificate_arn']!r}: it must be a certificate in "
+                            f"region {aws['region']}, where the load balancer is (it is in {certificate_region})")
+    if provider_region not in (None, "") and "region" in aws and provider_region != aws["region"]:
+        problems.append(f"{NAMESPACE}:region = {aws['region']!r}: it must equal aws:region ({provider_region!r}), "
+                        f"or the two would disagree about where resources go")
+    return problems
 
 
 def load_settings(stack: str) -> Settings:

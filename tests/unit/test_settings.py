@@ -22,6 +22,12 @@ BAD_VALUES = {
     "proxyMemoryMb": "1", "processLimit": "10", "appReplicas": "6", "httpPort": "65536",
     "bindAddress": "localhost", "statsPort": "0", "statsPassword": "short", "dockerSubnet": "10.0.0.0/8",
     "purgeDataOnDestroy": "yes",
+    "region": "us-east", "azCount": "1", "vpcCidr": "10.40.0.0/24", "natPerAz": "sometimes",
+    "instanceType": "m7g.large", "minInstances": "1", "maxInstances": "51", "staticMinTasks": "1",
+    "staticMaxTasks": "101", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x",
+    "domainName": "Example.COM", "hostedZoneId": "zone-1", "accessLogsBucket": "Bucket_Name",
+    "logRetentionDays": "31", "alarmEmail": "ops-at-example.com", "healthCheckGraceSeconds": "10",
+    "appStopTimeoutSeconds": "600", "ecrKeepImages": "0",
 }
 
 
