@@ -122,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
             with posts_lock:
                 items = "".join(f"<li>{html.escape(title)}</li>" for title in posts)
             self.send_page(200, f"<h1>news</h1><p>render {next(renders)}</p><ul>{items}</ul>")
+        elif path == "/headers":
+            lines = "".join(f"{name}: {value}\\n" for name, value in self.headers.items())
+            self.send_page(200, html.escape(lines))
         elif path == "/Post.action":
             self.send_page(200, "<form method=post><input name=title><textarea name=body></textarea></form>")
         else:
@@ -363,6 +366,18 @@ def test_standby_app_replica_is_skipped(test_network, tiers):
         posted = post(front_door, f"while-standby-{number}")
         assert posted.status_code == 302, f"post {number} answered {posted.status_code} with a standby"
     assert time.monotonic() - started < 10, "skipping the refusing standby should cost no timeout"
+
+
+def test_client_cannot_forge_forwarding_headers(proxy):
+    forged = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": "evil.example",
+              "X-Forwarded-Port": "1", "X-Forwarded-Proto": "gopher", "Forwarded": "host=evil.example",
+              "Proxy": "http://evil.example"}
+    response = requests.get(f"{proxy.url}/headers?forged={uuid.uuid4().hex}", headers=forged, timeout=TIMEOUT)
+    seen_by_app = response.text.lower()
+    assert "evil.example" not in seen_by_app and "203.0.113.7" not in seen_by_app, seen_by_app
+    assert "x-forwarded-proto: http\n" in seen_by_app and "gopher" not in seen_by_app, seen_by_app
+    port = proxy.url.rsplit(":", 1)[1]
+    assert f"host: 127.0.0.1:{port}\n" in seen_by_app, "the app must see the Host the client used"
 
 
 # --- caching and failover ------------------------------------------------------------------------------
