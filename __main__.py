@@ -5,10 +5,11 @@ from pathlib import Path
 import pulumi
 
 from components.artifacts import ArtifactSource, prepare_artifacts
+from components.aws_cloud import AwsCloud, AwsCloudArgs
 from components.docker_host import DockerHost, DockerHostArgs
 from components.jetty_app import JettyApp, JettyAppArgs
 from components.prevayler_volume import SharedPrevaylerVolume, SharedPrevaylerVolumeArgs
-from components.proxy_tier import ProxyTier, ProxyTierArgs, client_address
+from components.proxy_tier import LoadBalancerDoor, NginxDoor, ProxyTier, ProxyTierArgs, client_address
 from components.settings import load_settings
 from components.static_site import StaticSite, StaticSiteArgs
 
@@ -28,34 +29,59 @@ artifacts = prepare_artifacts(
     max_bytes=common.artifact_max_bytes,
 )
 
-if common.platform != "docker":
-    raise NotImplementedError("platform 'aws' is not implemented yet")
-docker_settings = settings.docker
-host = DockerHost("docker-host", DockerHostArgs(
-    stack=settings.stack, subnet=docker_settings.docker_subnet, base_image=common.base_image,
-    process_limit=common.process_limit))
-volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(
-    platform=host, purge_on_destroy=docker_settings.purge_data_on_destroy))
+# The one place the platforms part: what runs the tiers, and the few arguments only one platform has.
+if common.platform == "aws":
+    aws_settings = settings.aws
+    platform = AwsCloud("aws-cloud", AwsCloudArgs(
+        stack=settings.stack, region=aws_settings.region, az_count=aws_settings.az_count,
+        vpc_cidr=aws_settings.vpc_cidr, nat_per_az=aws_settings.nat_per_az, instance_type=aws_settings.instance_type,
+        min_instances=aws_settings.min_instances, max_instances=aws_settings.max_instances,
+        log_retention_days=aws_settings.log_retention_days, ecr_keep_images=aws_settings.ecr_keep_images,
+        alarm_email=aws_settings.alarm_email, base_image=common.base_image, process_limit=common.process_limit))
+    volume_options = {}
+    static_options = {"min_replicas": aws_settings.static_min_tasks, "max_replicas": aws_settings.static_max_tasks}
+    app_options = {"replicas": 1, "health_check_grace_seconds": aws_settings.health_check_grace_seconds,
+                   "stop_timeout_seconds": aws_settings.app_stop_timeout_seconds}
+    door_options = {"load_balancer": LoadBalancerDoor(
+        certificate_arn=aws_settings.certificate_arn, domain_name=aws_settings.domain_name,
+        hosted_zone_id=aws_settings.hosted_zone_id, access_logs_bucket=aws_settings.access_logs_bucket)}
+else:
+    docker_settings = settings.docker
+    platform = DockerHost("docker-host", DockerHostArgs(
+        stack=settings.stack, subnet=docker_settings.docker_subnet, base_image=common.base_image,
+        process_limit=common.process_limit))
+    volume_options = {"purge_on_destroy": docker_settings.purge_data_on_destroy}
+    static_options = {}
+    app_options = {"replicas": docker_settings.app_replicas}
+    door_options = {"nginx": NginxDoor(
+        image_dir=IMAGES_DIR / "proxy", context_dir=contexts_dir / "proxy",
+        http_port=docker_settings.http_port, bind_address=docker_settings.bind_address,
+        stats_port=docker_settings.stats_port, stats_password=pulumi.Output.secret(docker_settings.stats_password),
+        post_rate_per_minute=common.post_rate_per_minute, post_burst=common.post_burst,
+        post_allow_cidrs=common.post_allow_cidrs, client_max_body=common.client_max_body,
+        microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb)}
+
+volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(platform=platform, **volume_options))
 static_site = StaticSite("static", StaticSiteArgs(
-    platform=host, image_dir=IMAGES_DIR / "static", site_dir=artifacts.static_dir,
-    context_dir=contexts_dir / "static", replicas=common.static_replicas, memory_mb=common.static_memory_mb))
+    platform=platform, image_dir=IMAGES_DIR / "static", site_dir=artifacts.static_dir,
+    context_dir=contexts_dir / "static", replicas=common.static_replicas, memory_mb=common.static_memory_mb,
+    **static_options))
 app = JettyApp("app", JettyAppArgs(
-    platform=host, image_dir=IMAGES_DIR / "app", war=artifacts.war, context_dir=contexts_dir / "app",
-    replicas=docker_settings.app_replicas, memory_mb=common.app_memory_mb, volume=volume))
-proxy = ProxyTier("proxy", ProxyTierArgs(
-    platform=host, image_dir=IMAGES_DIR / "proxy", context_dir=contexts_dir / "proxy",
-    static_servers=static_site.servers, app_servers=app.servers,
-    http_port=docker_settings.http_port, bind_address=docker_settings.bind_address,
-    stats_port=docker_settings.stats_port, stats_password=pulumi.Output.secret(docker_settings.stats_password),
-    post_rate_per_minute=common.post_rate_per_minute, post_burst=common.post_burst,
-    post_allow_cidrs=common.post_allow_cidrs, client_max_body=common.client_max_body,
-    microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb,
-    backends=[*static_site.containers, *app.containers]))
+    platform=platform, image_dir=IMAGES_DIR / "app", war=artifacts.war, context_dir=contexts_dir / "app",
+    memory_mb=common.app_memory_mb, volume=volume, **app_options))
+proxy = ProxyTier("proxy", ProxyTierArgs(platform=platform, static_site=static_site, app=app, **door_options))
 
 # The output contract (docs/outputs.md); DNS tooling reads these names, so renaming one is a breaking change.
 pulumi.export("url", proxy.url)
-pulumi.export("hostname", common.hostname)
-pulumi.export("port", docker_settings.http_port)
-pulumi.export("stats_url", proxy.stats_url)
-pulumi.export("dns_record", {"type": "A", "name": common.hostname,
-                             "target": client_address(docker_settings.bind_address)})
+if common.platform == "aws":
+    pulumi.export("hostname", proxy.hostname)
+    pulumi.export("alb_dns_name", proxy.dns_name)
+    pulumi.export("alb_zone_id", proxy.zone_id)
+    pulumi.export("dns_record", {"type": "ALIAS", "name": aws_settings.domain_name or None,
+                                 "target": proxy.dns_name, "zone_id": proxy.zone_id})
+else:
+    pulumi.export("hostname", common.hostname)
+    pulumi.export("port", docker_settings.http_port)
+    pulumi.export("stats_url", proxy.stats_url)
+    pulumi.export("dns_record", {"type": "A", "name": common.hostname,
+                                 "target": client_address(docker_settings.bind_address)})

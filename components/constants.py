@@ -25,6 +25,10 @@ APP_ALIAS = "app"
 # Paths the proxy routes to the static tier; everything else goes to the app tier.
 STATIC_PATH_PREFIXES = ("/styles/", "/images/")
 
+# What the load balancer asks each tier on AWS; the images' own healthchecks ask the same paths.
+STATIC_HEALTH_PATH = "/healthz"     # docker/static/nginx.conf answers it
+APP_HEALTH_PATH = "/"               # companyNews' front page, 200 once Jetty has deployed the war
+
 LABEL_STACK = "companynews.stack"
 LABEL_ROLE = "companynews.role"
 ROLES = ("static", "app", "proxy")

@@ -5,27 +5,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components import constants
 from components.artifacts import stage_build_context
+from components.aws_cloud import AwsCloud, Backend, TaskSpec
 from components.docker_host import ContainerSpec, DockerHost
 from components.prevayler_volume import SharedPrevaylerVolume
+
+DATA_VOLUME = "prevayler-data"
+APP_CPU_UNITS = 1024
+# Container Insights publishes once a minute; a deploy (stop, then start) keeps the count at 0 for about
+# two or three minutes, so only a longer gap pages anyone.
+NO_WRITER_ALARM_MINUTES = 5
 
 
 @dataclass(frozen=True)
 class JettyAppArgs:
-    platform: DockerHost
+    platform: DockerHost | AwsCloud
     image_dir: Path             # docker/app
     war: Path                   # the verified companyNews.war
     context_dir: Path
-    replicas: int               # validated in settings.py; the image's lock keeps it to one writer
+    replicas: int               # validated in settings.py; the image's lock keeps it to one writer (aws: 1)
     memory_mb: int
     volume: SharedPrevaylerVolume
+    health_check_grace_seconds: int = 120   # aws: how long Jetty may take to start before health checks count
+    stop_timeout_seconds: int = 60          # aws: time between SIGTERM and SIGKILL, to close the journal
 
 
 class JettyApp(pulumi.ComponentResource):
-    """The app tier; `servers` lists every replica, of which only the lock holder listens."""
+    """The app tier. Docker: `servers` lists every replica, of which only the lock holder listens.
+    AWS: one task, never two, behind `backend`'s target group, with the data mounted from EFS."""
 
     servers: list[str]
 
@@ -36,12 +47,20 @@ class JettyApp(pulumi.ComponentResource):
             "app", context, {"APP_UID": str(constants.APP_UID), "APP_GID": str(constants.APP_GID)}, parent=self)
         self.servers = []
         self.containers = []
+        if isinstance(args.platform, DockerHost):
+            self._on_docker(args.platform, args, image.repo_digest)
+            self.register_outputs({"servers": self.servers})
+        else:
+            self._on_aws(args.platform, args, image.repo_digest)
+            self.register_outputs({"service_name": self.service.name})
+
+    def _on_docker(self, host: DockerHost, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
         for index in range(args.replicas):
-            address = args.platform.address("app", index)
-            self.containers.append(args.platform.container(ContainerSpec(
+            address = host.address("app", index)
+            self.containers.append(host.container(ContainerSpec(
                 name=f"app-{index}",
                 role="app",
-                image=image.repo_digest,
+                image=image,
                 address=address,
                 alias=constants.APP_ALIAS,
                 user=f"{constants.APP_UID}:{constants.APP_GID}",
@@ -53,4 +72,76 @@ class JettyApp(pulumi.ComponentResource):
                 tmpfs_size_mb=128,
             ), parent=self))
             self.servers.append(f"{address}:{constants.APP_PORT}")
-        self.register_outputs({"servers": self.servers})
+
+    def _on_aws(self, cloud: AwsCloud, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
+        child = cloud.options(self)
+        volume = args.volume
+        target_group = aws.lb.TargetGroup(
+            "app",
+            port=constants.APP_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=cloud.vpc.id,
+            # The writer is stopped only after draining: short, so a deploy's write outage stays short.
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True, protocol="HTTP", port="traffic-port", path=constants.APP_HEALTH_PATH,
+                matcher="200", interval=10, timeout=5, healthy_threshold=2, unhealthy_threshold=3),
+            opts=child)
+        self.backend = Backend(
+            target_group,
+            cloud.security_group("app-tasks", "Jetty task of the app tier: in from the load balancer only", self),
+            constants.APP_PORT)
+        # The task may mount and write this file system through this access point, and do nothing else.
+        task_role = cloud.task_role("app", [volume.client_statement()], parent=self)
+        file_system_policy = volume.admit_writer(task_role)
+
+        self.service = cloud.service(TaskSpec(
+            tier="app",
+            image=image,
+            user=f"{constants.APP_UID}:{constants.APP_GID}",
+            memory_mb=args.memory_mb,
+            cpu_units=APP_CPU_UNITS,
+            backend=self.backend,
+            security_groups=[volume.client_security_group.id],
+            # Prevayler has a single writer: two JVMs on one journal silently lose posts. So one task, and a
+            # deploy stops the old task before it starts the new one (never 2 running, 0 allowed meanwhile).
+            desired_count=1,
+            deployment_maximum_percent=100,
+            deployment_minimum_healthy_percent=0,
+            health_check_grace_seconds=args.health_check_grace_seconds,
+            stop_timeout_seconds=args.stop_timeout_seconds,
+            # Rebalancing would start a second task in another zone before stopping the first.
+            az_rebalancing=False,
+            task_role=task_role,
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(
+                name=DATA_VOLUME,
+                efs_volume_configuration=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationArgs(
+                    file_system_id=volume.file_system.id,
+                    transit_encryption="ENABLED",
+                    authorization_config=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfigArgs(
+                        access_point_id=volume.access_point.id, iam="ENABLED"),
+                ),
+            )],
+            mount_points=[{"sourceVolume": DATA_VOLUME, "containerPath": constants.DATA_PATH, "readOnly": False}],
+            # The entrypoint may first wait out a crashed writer's EFS lock lease (up to ~90 s), then Jetty starts.
+            health_start_period_seconds=min(300, args.health_check_grace_seconds),
+            tmpfs_size_mb=128,
+            depends_on=[*volume.mount_targets, file_system_policy],
+        ), parent=self)
+
+        cloud.alarm(
+            "app-running-tasks", self,
+            alarm_description="No companyNews writer task has run for "
+                              f"{NO_WRITER_ALARM_MINUTES} minutes: the site cannot take posts",
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions={"ClusterName": cloud.cluster.name, "ServiceName": self.service.name},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=NO_WRITER_ALARM_MINUTES,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            # No data means no task reported: as bad as zero.
+            treat_missing_data="breaching",
+        )

@@ -1,31 +1,42 @@
-"""ProxyTier: the front door — the only published port; routes static paths to StaticSite, the rest to
-JettyApp; a password-protected stats page; a smoke check that fails the deploy if the door stays shut."""
+"""ProxyTier: the front door — routes static paths to StaticSite, the rest to JettyApp.
+
+Docker: nginx, the only published port, with a password-protected stats page and a smoke check that fails
+the deploy if the door stays shut. AWS: an internet-facing application load balancer, HTTPS when a
+certificate is configured, with the alarms on what it sees."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_docker as docker
 
 from components import constants
 from components.artifacts import stage_build_context
+from components.aws_cloud import AwsCloud, Backend
 from components.docker_host import ContainerSpec, DockerHost
+from components.jetty_app import JettyApp
+from components.static_site import StaticSite
 
 SMOKE_CHECK_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "smoke-check"
 SMOKE_CHECK_SECONDS = 180
+# TLS 1.3 and 1.2 (forward-secret suites only); nothing older reaches the site.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+STATIC_RULE_PRIORITY = 10
+SLOW_RESPONSE_SECONDS = 1.0
+ERRORS_PER_FIVE_MINUTES = 10
 
 
 @dataclass(frozen=True)
-class ProxyTierArgs:
-    platform: DockerHost
+class NginxDoor:
+    """docker: the nginx front door, published on the host."""
+
     image_dir: Path             # docker/proxy
     context_dir: Path
-    static_servers: Sequence[str]
-    app_servers: Sequence[str]
     http_port: int
     bind_address: str
     stats_port: int
@@ -36,7 +47,25 @@ class ProxyTierArgs:
     client_max_body: str
     microcache_seconds: int
     memory_mb: int
-    backends: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadBalancerDoor:
+    """aws: the application load balancer."""
+
+    certificate_arn: str        # "" serves plain HTTP only
+    domain_name: str            # "" names the site by the load balancer's own DNS name
+    hosted_zone_id: str         # "" leaves the DNS record to whoever reads the dns_record output
+    access_logs_bucket: str     # "" turns access logs off
+
+
+@dataclass(frozen=True)
+class ProxyTierArgs:
+    platform: DockerHost | AwsCloud
+    static_site: StaticSite
+    app: JettyApp
+    nginx: NginxDoor | None = None                  # required on docker
+    load_balancer: LoadBalancerDoor | None = None   # required on aws
 
 
 def client_address(bind_address: str) -> str:
@@ -45,56 +74,170 @@ def client_address(bind_address: str) -> str:
 
 
 class ProxyTier(pulumi.ComponentResource):
-    """nginx front door; `url` resolves only after the smoke check saw /Read.action answer 200."""
+    """The front door; `url` resolves only once the tiers behind it answer (docker: the smoke check saw
+    /Read.action answer 200; aws: both ECS services reached a steady, healthy state)."""
 
     url: pulumi.Output[str]
-    stats_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ProxyTierArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("companynews:index:ProxyTier", name, None, opts)
-        context = stage_build_context(args.image_dir, args.context_dir, {})
-        image = args.platform.image("proxy", context, {"PROXY_UID": str(constants.PROXY_UID)}, parent=self)
+        if isinstance(args.platform, DockerHost):
+            if args.nginx is None:
+                raise TypeError("ProxyTier on a DockerHost needs args.nginx")
+            self._on_docker(args.platform, args, args.nginx)
+            self.register_outputs({"url": self.url, "stats_url": self.stats_url})
+        else:
+            if args.load_balancer is None:
+                raise TypeError("ProxyTier on AwsCloud needs args.load_balancer")
+            self._on_aws(args.platform, args, args.load_balancer)
+            self.register_outputs({"url": self.url, "hostname": self.hostname, "dns_name": self.dns_name,
+                                   "zone_id": self.zone_id})
+
+    def _on_docker(self, host: DockerHost, args: ProxyTierArgs, door: NginxDoor) -> None:
+        context = stage_build_context(door.image_dir, door.context_dir, {})
+        image = host.image("proxy", context, {"PROXY_UID": str(constants.PROXY_UID)}, parent=self)
+        backends = [*args.static_site.containers, *args.app.containers]
         envs = [
-            f"STATIC_SERVERS={' '.join(args.static_servers)}",
-            f"APP_SERVERS={' '.join(args.app_servers)}",
-            args.stats_password.apply(lambda password: f"STATS_PASSWORD={password}"),
-            f"POST_RATE_PER_MINUTE={args.post_rate_per_minute}",
-            f"POST_BURST={args.post_burst}",
-            f"POST_ALLOW_CIDRS={' '.join(args.post_allow_cidrs)}",
-            f"CLIENT_MAX_BODY={args.client_max_body}",
-            f"MICROCACHE_SECONDS={args.microcache_seconds}",
+            f"STATIC_SERVERS={' '.join(args.static_site.servers)}",
+            f"APP_SERVERS={' '.join(args.app.servers)}",
+            door.stats_password.apply(lambda password: f"STATS_PASSWORD={password}"),
+            f"POST_RATE_PER_MINUTE={door.post_rate_per_minute}",
+            f"POST_BURST={door.post_burst}",
+            f"POST_ALLOW_CIDRS={' '.join(door.post_allow_cidrs)}",
+            f"CLIENT_MAX_BODY={door.client_max_body}",
+            f"MICROCACHE_SECONDS={door.microcache_seconds}",
         ]
-        self.container = args.platform.container(ContainerSpec(
+        self.container = host.container(ContainerSpec(
             name="proxy",
             role="proxy",
             image=image.repo_digest,
-            address=args.platform.address("proxy"),
+            address=host.address("proxy"),
             alias="proxy",
             user=f"{constants.PROXY_UID}:{constants.PROXY_UID}",
-            memory_mb=args.memory_mb,
+            memory_mb=door.memory_mb,
             envs=envs,
             ports=[
-                docker.ContainerPortArgs(internal=constants.PROXY_PORT, external=args.http_port,
-                                         ip=args.bind_address),
+                docker.ContainerPortArgs(internal=constants.PROXY_PORT, external=door.http_port,
+                                         ip=door.bind_address),
                 # The stats page is for the operator on this host only, whatever bindAddress says.
-                docker.ContainerPortArgs(internal=constants.PROXY_STATS_PORT, external=args.stats_port,
+                docker.ContainerPortArgs(internal=constants.PROXY_STATS_PORT, external=door.stats_port,
                                          ip="127.0.0.1"),
             ],
             # The micro-cache and its stale copies live in /tmp.
-            tmpfs_size_mb=max(64, args.memory_mb // 2),
-            depends_on=list(args.backends),
+            tmpfs_size_mb=max(64, door.memory_mb // 2),
+            depends_on=backends,
         ), parent=self)
 
-        host = client_address(args.bind_address)
-        base_url = f"http://{host}:{args.http_port}/"
+        base_url = f"http://{client_address(door.bind_address)}:{door.http_port}/"
         smoke_check = command.local.Command(
             "smoke-check",
             create=f"{sys.executable} {SMOKE_CHECK_SCRIPT} {base_url}Read.action --timeout {SMOKE_CHECK_SECONDS}",
             # Any replaced container means a new front door to prove.
-            triggers=[self.container.id, *[backend.id for backend in args.backends
-                                           if isinstance(backend, pulumi.CustomResource)]],
+            triggers=[self.container.id, *[backend.id for backend in backends]],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
         self.url = smoke_check.stdout.apply(lambda _: base_url)
-        self.stats_url = self.container.id.apply(lambda _: f"http://127.0.0.1:{args.stats_port}/")
-        self.register_outputs({"url": self.url, "stats_url": self.stats_url})
+        self.stats_url = self.container.id.apply(lambda _: f"http://127.0.0.1:{door.stats_port}/")
+
+    def _on_aws(self, cloud: AwsCloud, args: ProxyTierArgs, door: LoadBalancerDoor) -> None:
+        child = cloud.options(self)
+        static_backend: Backend = args.static_site.backend
+        app_backend: Backend = args.app.backend
+        https = bool(door.certificate_arn)
+
+        # The world reaches the load balancer, and only on the ports it listens on; it reaches the tasks.
+        security_group = cloud.security_group(
+            "load-balancer", "The internet-facing load balancer: HTTP(S) in, the tiers' ports out", self)
+        cloud.allow_internet("load-balancer-http", target=security_group, port=80,
+                             description="HTTP from anywhere (redirected to HTTPS when it is on)", parent=self)
+        if https:
+            cloud.allow_internet("load-balancer-https", target=security_group, port=443,
+                                 description="HTTPS from anywhere", parent=self)
+        for tier, backend in (("static", static_backend), ("app", app_backend)):
+            cloud.allow(f"load-balancer-to-{tier}", source=security_group, target=backend.security_group,
+                        port=backend.port, description=f"the load balancer to the {tier} tasks", parent=self)
+
+        load_balancer = aws.lb.LoadBalancer(
+            "load-balancer",
+            load_balancer_type="application",
+            internal=False,
+            subnets=cloud.public_subnet_ids,
+            security_groups=[security_group.id],
+            # A header with characters outside the RFC's set is dropped, not passed on for Jetty to parse.
+            drop_invalid_header_fields=True,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=door.access_logs_bucket, prefix=f"companynews-{cloud.args.stack}", enabled=True,
+            ) if door.access_logs_bucket else None,
+            opts=child)
+
+        forward_to_app = aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=app_backend.target_group.arn)
+        if https:
+            aws.lb.Listener(
+                "http", load_balancer_arn=load_balancer.arn, port=80, protocol="HTTP",
+                default_actions=[aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        protocol="HTTPS", port="443", status_code="HTTP_301"))],
+                opts=child)
+            front = aws.lb.Listener(
+                "https", load_balancer_arn=load_balancer.arn, port=443, protocol="HTTPS",
+                ssl_policy=TLS_POLICY, certificate_arn=door.certificate_arn,
+                default_actions=[forward_to_app], opts=child)
+        else:
+            front = aws.lb.Listener(
+                "http", load_balancer_arn=load_balancer.arn, port=80, protocol="HTTP",
+                default_actions=[forward_to_app], opts=child)
+        static_paths = aws.lb.ListenerRule(
+            "static-paths",
+            listener_arn=front.arn,
+            priority=STATIC_RULE_PRIORITY,
+            conditions=[aws.lb.ListenerRuleConditionArgs(
+                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(
+                    values=[f"{prefix}*" for prefix in constants.STATIC_PATH_PREFIXES]))],
+            actions=[aws.lb.ListenerRuleActionArgs(
+                type="forward", target_group_arn=static_backend.target_group.arn)],
+            opts=child)
+        static_backend.routed_by([static_paths])
+        app_backend.routed_by([front])
+
+        if door.hosted_zone_id:
+            aws.route53.Record(
+                "site", zone_id=door.hosted_zone_id, name=door.domain_name, type="A",
+                aliases=[aws.route53.RecordAliasArgs(
+                    name=load_balancer.dns_name, zone_id=load_balancer.zone_id, evaluate_target_health=True)],
+                opts=child)
+        self._alarms(cloud, load_balancer, static_backend, app_backend)
+
+        self.dns_name = load_balancer.dns_name
+        self.zone_id = load_balancer.zone_id
+        self.hostname = pulumi.Output.from_input(door.domain_name or load_balancer.dns_name)
+        scheme = "https" if https else "http"
+        self.url = pulumi.Output.all(
+            self.hostname, args.static_site.service.id, args.app.service.id,
+        ).apply(lambda values: f"{scheme}://{values[0]}/")
+
+    def _alarms(self, cloud: AwsCloud, load_balancer: aws.lb.LoadBalancer, static_backend: Backend,
+                app_backend: Backend) -> None:
+        on_load_balancer = {"LoadBalancer": load_balancer.arn_suffix}
+        for name, metric, source in (("load-balancer-5xx", "HTTPCode_ELB_5XX_Count", "the load balancer itself"),
+                                     ("target-5xx", "HTTPCode_Target_5XX_Count", "the tasks")):
+            cloud.alarm(
+                name, self,
+                alarm_description=f"{source} answered {ERRORS_PER_FIVE_MINUTES} or more 5xx in 5 minutes",
+                namespace="AWS/ApplicationELB", metric_name=metric, dimensions=on_load_balancer,
+                statistic="Sum", period=300, evaluation_periods=1, threshold=ERRORS_PER_FIVE_MINUTES,
+                comparison_operator="GreaterThanOrEqualToThreshold", treat_missing_data="notBreaching")
+        cloud.alarm(
+            "slow-responses", self,
+            alarm_description=f"p99 response time above {SLOW_RESPONSE_SECONDS:g} s for 10 minutes",
+            namespace="AWS/ApplicationELB", metric_name="TargetResponseTime", dimensions=on_load_balancer,
+            extended_statistic="p99", period=300, evaluation_periods=2, threshold=SLOW_RESPONSE_SECONDS,
+            comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")
+        for tier, backend in (("static", static_backend), ("app", app_backend)):
+            cloud.alarm(
+                f"{tier}-unhealthy-hosts", self,
+                alarm_description=f"a {tier} task has failed the load balancer's health check for 3 minutes",
+                namespace="AWS/ApplicationELB", metric_name="UnHealthyHostCount",
+                dimensions={**on_load_balancer, "TargetGroup": backend.target_group.arn_suffix},
+                statistic="Maximum", period=60, evaluation_periods=3, threshold=0,
+                comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")

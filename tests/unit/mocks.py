@@ -7,17 +7,45 @@ from typing import Any
 import pulumi
 
 
+# What the AWS mocks answer with: one account, one region, six zones unless a test says fewer.
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ZONES = tuple(f"{REGION}{letter}" for letter in "abcdef")
+ECS_AMI = "ami-0123456789abcdef0"
+
+
 @dataclass
 class Declared:
     typ: str
     name: str
     inputs: dict[str, Any]
     urn: str
+    provider: str = ""      # the provider reference it was registered with ("" for the default provider)
+
+
+def _aws_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """What AWS would add to a resource's inputs: an ARN, an autoname, and the attributes the program reads."""
+    service = args.typ.split(":")[1].split("/")[0]
+    outputs: dict[str, Any] = {"arn": f"arn:aws:{service}:{REGION}:{ACCOUNT}:{args.name}", "name": args.name,
+                               "tagsAll": args.inputs.get("tags", {})}
+    if args.typ == "aws:lb/loadBalancer:LoadBalancer":
+        outputs.update(dnsName=f"{args.name}-1234567890.{REGION}.elb.amazonaws.com", zoneId="Z35SXDOTRQ7X7K",
+                       arnSuffix=f"app/{args.name}/0123456789abcdef")
+    elif args.typ == "aws:lb/targetGroup:TargetGroup":
+        outputs.update(arnSuffix=f"targetgroup/{args.name}/0123456789abcdef")
+    elif args.typ == "aws:ecr/repository:Repository":
+        repository = args.inputs.get("name", args.name)
+        outputs.update(registryId=ACCOUNT, repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}")
+    elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        outputs.update(latestVersion=1)
+    return {**outputs, **args.inputs}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
+    def __init__(self, zones: tuple[str, ...] = ZONES):
         self.resources: list[Declared] = []
+        self.calls: list[pulumi.runtime.MockCallArgs] = []
+        self.zones = zones
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -25,11 +53,29 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["repoDigest"] = f"sha256:{abs(hash(args.name)):064d}"[:71]
         if args.typ == "command:local:Command":
             outputs["stdout"] = "answered 200"
+        if args.typ.startswith("aws:"):
+            outputs = _aws_outputs(args)
         urn = f"urn:pulumi:test::companynews::{args.typ}::{args.name}"
-        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), urn))
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), urn, args.provider or ""))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append(args)
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            zone_ids = [f"use1-az{number}" for number in range(1, len(self.zones) + 1)]
+            return {"id": REGION, "names": list(self.zones), "zoneIds": zone_ids,
+                    "groupNames": [REGION] * len(self.zones), "state": "available"}
+        if args.token == "aws:ssm/getParameter:getParameter":
+            name = args.args["name"]
+            return {"id": name, "name": name, "type": "String", "value": ECS_AMI, "insecureValue": ECS_AMI,
+                    "version": 1, "arn": f"arn:aws:ssm:{REGION}::parameter{name}"}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"id": ACCOUNT, "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/deployer",
+                    "userId": "AIDAEXAMPLEUSERID"}
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"id": REGION, "authorizationToken": "QVdTOm1vY2stcGFzc3dvcmQ=", "expiresAt": "2030-01-01T00:00:00Z",
+                    "password": "mock-password", "userName": "AWS",
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"}
         return {}
 
     def of_type(self, typ: str) -> list[Declared]:
