@@ -46,3 +46,40 @@ def base_image(docker_client) -> str:
     except docker.errors.ImageNotFound:
         _docker_unavailable(f"base image {BASE_IMAGE} is missing (run scripts/base-image)")
     return BASE_IMAGE
+
+
+# --- artifacts and images (tests/images.py builds them; each is built once per session) ---------------
+
+
+@pytest.fixture(scope="session")
+def standin_war(docker_client, base_image, tmp_path_factory) -> Path:
+    """companyNews.war compiled from tests/fixtures/standin: the real war cannot be fetched offline."""
+    from tests import images
+
+    return images.build_standin_war(docker_client, base_image, tmp_path_factory.mktemp("standin-war"))
+
+
+@pytest.fixture(scope="session")
+def static_zip(tmp_path_factory) -> Path:
+    """static.zip built from tests/fixtures/static, laid out as the real archive (static/ at its top)."""
+    from tests import images
+
+    return images.build_static_zip(tmp_path_factory.mktemp("static-zip") / "static.zip")
+
+
+@pytest.fixture(scope="session")
+def static_image(docker_client, base_image, static_zip, tmp_path_factory) -> str:
+    """Tag of docker/static built with the fixture static.zip."""
+    from tests import images
+
+    images.build_static_image(docker_client, base_image, static_zip, tmp_path_factory.mktemp("static-image"))
+    return images.STATIC_IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def app_image(docker_client, base_image, standin_war, tmp_path_factory) -> str:
+    """Tag of docker/app built with the stand-in war."""
+    from tests import images
+
+    images.build_app_image(docker_client, base_image, standin_war, tmp_path_factory.mktemp("app-image"))
+    return images.APP_IMAGE_TAG
