@@ -37,6 +37,13 @@ def reveal(value: Any) -> Any:
     return value
 
 
+def whole(number: Any) -> int:
+    """Numbers cross the mock monitor as protobuf doubles; Docker wants integers."""
+    if float(number) != int(float(number)):
+        raise ReplayError(f"{number!r} is not a whole number")
+    return int(float(number))
+
+
 def duration_ns(text: str) -> int:
     """A Docker duration such as '5s', '250ms' or '2m' in nanoseconds."""
     units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -156,7 +163,7 @@ class ReplayMocks(pulumi.runtime.Mocks):
             name=name,
             user=inputs.get("user"),
             environment=list(inputs.get("envs") or []),
-            ports={f"{p['internal']}/{p.get('protocol', 'tcp')}": (p.get("ip", "0.0.0.0"), p["external"])
+            ports={f"{whole(p['internal'])}/{p.get('protocol', 'tcp')}": (p.get("ip", "0.0.0.0"), whole(p["external"]))
                    for p in inputs.get("ports") or []},
             mounts=[docker.types.Mount(target=m["target"], source=m["source"], type=m["type"],
                                        read_only=bool(m.get("readOnly"))) for m in inputs.get("mounts") or []],
@@ -168,7 +175,7 @@ class ReplayMocks(pulumi.runtime.Mocks):
                 "test": health["tests"],
                 "interval": duration_ns(health.get("interval", "30s")),
                 "timeout": duration_ns(health.get("timeout", "30s")),
-                "retries": health.get("retries", 3),
+                "retries": whole(health.get("retries", 3)),
                 "start_period": duration_ns(health.get("startPeriod", "0s")),
             },
             labels={item["label"]: item["value"] for item in inputs.get("labels") or []},
@@ -177,9 +184,9 @@ class ReplayMocks(pulumi.runtime.Mocks):
             cap_drop=capabilities.get("drops"),
             cap_add=capabilities.get("adds"),
             security_opt=inputs.get("securityOpts"),
-            mem_limit=f"{inputs['memory']}m" if inputs.get("memory") else None,
-            memswap_limit=f"{inputs['memorySwap']}m" if inputs.get("memorySwap") else None,
-            ulimits=[docker.types.Ulimit(name=u["name"], soft=u["soft"], hard=u["hard"])
+            mem_limit=f"{whole(inputs['memory'])}m" if inputs.get("memory") else None,
+            memswap_limit=f"{whole(inputs['memorySwap'])}m" if inputs.get("memorySwap") else None,
+            ulimits=[docker.types.Ulimit(name=u["name"], soft=whole(u["soft"]), hard=whole(u["hard"]))
                      for u in inputs.get("ulimits") or []],
             log_config=docker.types.LogConfig(type=inputs["logDriver"], config=inputs.get("logOpts") or {})
             if inputs.get("logDriver") else None,
