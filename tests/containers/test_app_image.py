@@ -280,3 +280,12 @@ def test_writer_whose_war_cannot_start_exits_and_frees_the_lock(resources, app_i
     assert state["ExitCode"] != 0, f"a writer whose war failed to start exited {state['ExitCode']}"
     assert b"writer: lock acquired" in broken.logs(), "it never took the lock, so this proves nothing"
     wait_for(lambda: b"writer: lock acquired" in standby.logs(), 30, f"{standby.name} taking the lock")
+
+
+def test_class_data_sharing_archive_matches_the_jvm(resources, app_image):
+    # -Xshare:on makes the JVM refuse to start when the build-time archive does not fit its class path
+    # or options; by default it would silently start without it, a second slower on every failover.
+    container = resources.run(app_image, "app-cds", environment={"JAVA_OPTS": "-Xshare:on"},
+                              volumes={resources.volume("cds-data").name: {"bind": constants.DATA_PATH, "mode": "rw"}},
+                              **HARDENING)
+    wait_for_status(published_url(container, constants.APP_PORT), 200, timeout=60)
