@@ -195,3 +195,30 @@ def test_bad_config_is_refused_before_any_resource(run_stack, key, value, words)
     else:
         assert value not in message, "a secret must never be echoed"
     assert mocks.resources == [], f"declared before refusing: {[r.urn for r in mocks.resources]}"
+
+
+def test_containers_have_a_process_limit(run_stack):
+    mocks, _ = run_stack(processLimit="2048")
+    for container in mocks.of_type(CONTAINER):
+        limits = {u["name"]: (u["soft"], u["hard"]) for u in container.inputs.get("ulimits", [])}
+        assert limits.get("nproc") == (2048, 2048), f"{container.urn} ulimits {limits}"
+
+
+@pytest.mark.parametrize("artifact, content, words", [
+    ("warUrl", b"this is not a zip", "zip"),
+    ("staticUrl", b"neither is this", "zip"),
+])
+def test_bad_artifact_is_refused_before_any_resource(tmp_path, local_artifacts, artifact, content, words):
+    from components.artifacts import ArtifactError
+    from tests.program import run_program, stack_config
+    from tests.unit.conftest import STATS_PASSWORD
+    from tests.unit.mocks import RecordingMocks
+
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(content)
+    mocks = RecordingMocks()
+    config = stack_config("training", {**local_artifacts, "statsPassword": STATS_PASSWORD, artifact: str(bad)})
+    with pytest.raises(ArtifactError) as refused:
+        run_program(mocks, "training", config, secret_keys=["statsPassword"])
+    assert artifact in str(refused.value) and words in str(refused.value).lower(), str(refused.value)
+    assert mocks.resources == [], f"declared before refusing: {[r.urn for r in mocks.resources]}"
