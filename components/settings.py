@@ -53,9 +53,9 @@ def between(low: int, high: int) -> Callable[[int], bool]:
     return lambda value: low <= value <= high
 
 
-def is_ip_address(value: str) -> bool:
+def is_ipv4_address(value: str) -> bool:
     try:
-        ipaddress.ip_address(value)
+        ipaddress.IPv4Address(value)
     except ValueError:
         return False
     return True
@@ -195,7 +195,7 @@ class DockerSettings:
         "httpPort", default=8080, allowed="an integer from 1 to 65535", check=between(1, 65535),
         description="Host port the front door publishes.")
     bind_address: str = setting(
-        "bindAddress", default="127.0.0.1", allowed="an IP address", check=is_ip_address,
+        "bindAddress", default="127.0.0.1", allowed="an IPv4 address", check=is_ipv4_address,
         description="Host address the front door publishes on (0.0.0.0 exposes it to the network).")
     stats_port: int = setting(
         "statsPort", default=8404, allowed="an integer from 1 to 65535", check=between(1, 65535),

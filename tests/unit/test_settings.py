@@ -103,9 +103,10 @@ def test_app_replicas_accepted_exactly_from_1_to_5(replicas):
 
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(st.one_of(st.ip_addresses().map(str), st.text(max_size=20)))
-def test_bind_address_accepted_exactly_when_it_is_an_ip(address):
+def test_bind_address_accepted_exactly_when_it_is_an_ipv4_address(address):
+    """The dns_record output is an A record, so the front door binds to an IPv4 address."""
     try:
-        ipaddress.ip_address(address)
+        ipaddress.IPv4Address(address)
         valid = True
     except ValueError:
         valid = False

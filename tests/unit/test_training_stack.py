@@ -176,7 +176,7 @@ def test_data_volume_is_kept_on_destroy_unless_purge_is_set(run_stack):
 @pytest.mark.parametrize("key, value, words", [
     ("appReplicas", "0", "an integer from 1 to 5"),
     ("httpPort", "http", "not an integer"),
-    ("bindAddress", "localhost", "an IP address"),
+    ("bindAddress", "::1", "an IPv4 address"),
     ("statsPassword", "short", "at least 12 characters"),
     ("dockerSubnet", "300.1.0.0/24", "IPv4 network"),
 ])
