@@ -121,6 +121,17 @@ def empty_or_hostname(value: str) -> bool:
     return value == "" or is_hostname(value)
 
 
+# CloudFront reads viewer certificates from ACM in us-east-1 only, whatever region the stack is in.
+CLOUDFRONT_CERTIFICATE_REGION = "us-east-1"
+CDN_PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+
+
+def empty_or_cloudfront_certificate(value: str) -> bool:
+    match = ACM_CERTIFICATE_ARN.match(value)
+    return value == "" or (bool(match) and value.startswith("arn:aws:acm:")
+                           and match["region"] == CLOUDFRONT_CERTIFICATE_REGION)
+
+
 # --- the settings -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -273,6 +284,19 @@ class AwsSettings:
     ecr_keep_images: int = setting(
         "ecrKeepImages", default=10, allowed="an integer from 1 to 1000", check=between(1, 1000),
         description="Images each ECR repository keeps; older ones expire.")
+    cdn: bool = setting(
+        "cdn", default=False, allowed="true or false",
+        description="Put a CloudFront distribution in front of the load balancer: static files cached at the edge, "
+                    "pages for a second and served stale while the app fails over.")
+    cdn_certificate_arn: str = setting(
+        "cdnCertificateArn", default="", allowed="empty or an ACM certificate ARN in us-east-1",
+        check=empty_or_cloudfront_certificate,
+        description="ACM certificate in us-east-1 for domainName on CloudFront (cdn); empty serves only the "
+                    "distribution's own *.cloudfront.net name.")
+    cdn_price_class: str = setting(
+        "cdnPriceClass", default="PriceClass_100", allowed=f"one of {', '.join(CDN_PRICE_CLASSES)}",
+        check=lambda v: v in CDN_PRICE_CLASSES,
+        description="CloudFront edge locations the CDN uses; PriceClass_100 (North America, Europe) costs least.")
 
 
 @dataclass(frozen=True)
@@ -424,6 +448,16 @@ def _aws_problems(aws: dict[str, Any], common: dict[str, Any], provider_region: 
         if certificate_region != aws["region"]:
             problems.append(f"{NAMESPACE}:certificateArn = {aws['certificate_arn']!r}: it must be a certificate in "
                             f"region {aws['region']}, where the load balancer is (it is in {certificate_region})")
+    if aws.get("cdn_certificate_arn") and aws.get("cdn") is False:
+        problems.append(f"{NAMESPACE}:cdnCertificateArn = {aws['cdn_certificate_arn']!r}: it must be empty unless cdn "
+                        f"is true (only the CloudFront distribution uses it)")
+    elif aws.get("cdn_certificate_arn") and "domain_name" in aws and not aws["domain_name"]:
+        problems.append(f"{NAMESPACE}:cdnCertificateArn = {aws['cdn_certificate_arn']!r}: it must be empty unless "
+                        f"domainName is set (the certificate names the domain CloudFront serves)")
+    if aws.get("cdn") and aws.get("domain_name") and aws.get("cdn_certificate_arn") == "":
+        problems.append(f"{NAMESPACE}:cdnCertificateArn = '': with cdn true and domainName {aws['domain_name']!r} it "
+                        f"must be an ACM certificate in us-east-1 for that name (CloudFront answers to a name only "
+                        f"with a certificate for it, and the alias record points the name at CloudFront)")
     if provider_region not in (None, "") and "region" in aws and provider_region != aws["region"]:
         problems.append(f"{NAMESPACE}:region = {aws['region']!r}: it must equal aws:region ({provider_region!r}), "
                         f"or the two would disagree about where resources go")
