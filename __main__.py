@@ -6,6 +6,7 @@ import pulumi
 
 from components.artifacts import ArtifactSource, prepare_artifacts
 from components.aws_cloud import AwsCloud, AwsCloudArgs
+from components.cdn import CdnOptions
 from components.docker_host import DockerHost, DockerHostArgs
 from components.jetty_app import JettyApp, JettyAppArgs
 from components.prevayler_volume import SharedPrevaylerVolume, SharedPrevaylerVolumeArgs
@@ -44,7 +45,9 @@ if common.platform == "aws":
                    "stop_timeout_seconds": aws_settings.app_stop_timeout_seconds}
     door_options = {"load_balancer": LoadBalancerDoor(
         certificate_arn=aws_settings.certificate_arn, domain_name=aws_settings.domain_name,
-        hosted_zone_id=aws_settings.hosted_zone_id, access_logs_bucket=aws_settings.access_logs_bucket)}
+        hosted_zone_id=aws_settings.hosted_zone_id, access_logs_bucket=aws_settings.access_logs_bucket,
+        cdn=CdnOptions(certificate_arn=aws_settings.cdn_certificate_arn, price_class=aws_settings.cdn_price_class)
+        if aws_settings.cdn else None)}
 else:
     docker_settings = settings.docker
     platform = DockerHost("docker-host", DockerHostArgs(
@@ -78,7 +81,9 @@ if common.platform == "aws":
     pulumi.export("alb_dns_name", proxy.dns_name)
     pulumi.export("alb_zone_id", proxy.zone_id)
     pulumi.export("dns_record", {"type": "ALIAS", "name": aws_settings.domain_name or None,
-                                 "target": proxy.dns_name, "zone_id": proxy.zone_id})
+                                 "target": proxy.alias_target, "zone_id": proxy.alias_zone_id})
+    if aws_settings.cdn:
+        pulumi.export("cdn_domain_name", proxy.cdn_domain_name)
 else:
     pulumi.export("hostname", common.hostname)
     pulumi.export("port", docker_settings.http_port)

@@ -2,7 +2,7 @@
 
 Docker: nginx, the only published port, with a password-protected stats page and a smoke check that fails
 the deploy if the door stays shut. AWS: an internet-facing application load balancer, HTTPS when a
-certificate is configured, with the alarms on what it sees."""
+certificate is configured, with the alarms on what it sees, and CloudFront in front of it with `cdn`."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +18,7 @@ import pulumi_docker as docker
 from components import constants
 from components.artifacts import stage_build_context
 from components.aws_cloud import AwsCloud, Backend
+from components.cdn import Cdn, CdnArgs, CdnOptions
 from components.docker_host import ContainerSpec, DockerHost
 from components.jetty_app import JettyApp
 from components.static_site import StaticSite
@@ -57,6 +58,7 @@ class LoadBalancerDoor:
     domain_name: str            # "" names the site by the load balancer's own DNS name
     hosted_zone_id: str         # "" leaves the DNS record to whoever reads the dns_record output
     access_logs_bucket: str     # "" turns access logs off
+    cdn: CdnOptions | None = None   # None: the load balancer is the front door itself
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class ProxyTier(pulumi.ComponentResource):
                 raise TypeError("ProxyTier on AwsCloud needs args.load_balancer")
             self._on_aws(args.platform, args, args.load_balancer)
             self.register_outputs({"url": self.url, "hostname": self.hostname, "dns_name": self.dns_name,
-                                   "zone_id": self.zone_id})
+                                   "zone_id": self.zone_id, "cdn_domain_name": self.cdn_domain_name})
 
     def _on_docker(self, host: DockerHost, args: ProxyTierArgs, door: NginxDoor) -> None:
         context = stage_build_context(door.image_dir, door.context_dir, {})
@@ -200,20 +202,34 @@ class ProxyTier(pulumi.ComponentResource):
         static_backend.routed_by([static_paths])
         app_backend.routed_by([front])
 
+        self.dns_name = load_balancer.dns_name
+        self.zone_id = load_balancer.zone_id
+        # What the public reaches and what domainName's alias record points at: the load balancer, or with
+        # `cdn` the CloudFront distribution (viewers always get HTTPS there, redirected from HTTP).
+        if door.cdn is not None:
+            cdn = Cdn("cdn", CdnArgs(cloud=cloud, options=door.cdn, load_balancer=load_balancer, origin_https=https,
+                                     domain_name=door.domain_name), opts=pulumi.ResourceOptions(parent=self))
+            self.cdn_domain_name = cdn.domain_name
+            self.alias_target, self.alias_zone_id = cdn.domain_name, cdn.hosted_zone_id
+            scheme = "https"
+        else:
+            self.cdn_domain_name = None
+            self.alias_target, self.alias_zone_id = load_balancer.dns_name, load_balancer.zone_id
+            scheme = "https" if https else "http"
         if door.hosted_zone_id:
             aws.route53.Record(
                 "site", zone_id=door.hosted_zone_id, name=door.domain_name, type="A",
                 aliases=[aws.route53.RecordAliasArgs(
-                    name=load_balancer.dns_name, zone_id=load_balancer.zone_id, evaluate_target_health=True)],
+                    name=self.alias_target, zone_id=self.alias_zone_id,
+                    # Route 53 refuses target health for a CloudFront alias; CloudFront has no single health.
+                    evaluate_target_health=door.cdn is None)],
                 opts=child)
         self._alarms(cloud, load_balancer, static_backend, app_backend)
 
-        self.dns_name = load_balancer.dns_name
-        self.zone_id = load_balancer.zone_id
-        self.hostname = pulumi.Output.from_input(door.domain_name or load_balancer.dns_name)
-        scheme = "https" if https else "http"
+        self.hostname = pulumi.Output.from_input(door.domain_name or self.alias_target)
+        # Resolves once both services are steady and, with `cdn`, the distribution is deployed.
         self.url = pulumi.Output.all(
-            self.hostname, args.static_site.service.id, args.app.service.id,
+            self.hostname, args.static_site.service.id, args.app.service.id, self.alias_target,
         ).apply(lambda values: f"{scheme}://{values[0]}/")
 
     def _alarms(self, cloud: AwsCloud, load_balancer: aws.lb.LoadBalancer, static_backend: Backend,

@@ -12,6 +12,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ZONES = tuple(f"{REGION}{letter}" for letter in "abcdef")
 ECS_AMI = "ami-0123456789abcdef0"
+CDN_DOMAIN_NAME = "d111111abcdef8.cloudfront.net"
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"     # the one zone every CloudFront alias points into
 
 
 @dataclass
@@ -31,6 +33,8 @@ def _aws_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     if args.typ == "aws:lb/loadBalancer:LoadBalancer":
         outputs.update(dnsName=f"{args.name}-1234567890.{REGION}.elb.amazonaws.com", zoneId="Z35SXDOTRQ7X7K",
                        arnSuffix=f"app/{args.name}/0123456789abcdef")
+    elif args.typ == "aws:cloudfront/distribution:Distribution":
+        outputs.update(domainName=CDN_DOMAIN_NAME, hostedZoneId=CLOUDFRONT_ZONE_ID)
     elif args.typ == "aws:lb/targetGroup:TargetGroup":
         outputs.update(arnSuffix=f"targetgroup/{args.name}/0123456789abcdef")
     elif args.typ == "aws:ecr/repository:Repository":

@@ -67,6 +67,14 @@ def test_production_output_becomes_an_alias_to_the_load_balancer():
     assert "TTL" not in change["ResourceRecordSet"], "Route 53 refuses a TTL on an alias record"
 
 
+def test_production_output_with_cdn_becomes_an_alias_to_cloudfront_without_target_health():
+    cloudfront = with_record(PRODUCTION_OUTPUTS, target="d111111abcdef8.cloudfront.net", zone_id="Z2FDTNDATAQYW2")
+    (change,) = batch_of(cloudfront)["Changes"]
+    assert change["ResourceRecordSet"]["AliasTarget"] == {
+        "HostedZoneId": "Z2FDTNDATAQYW2", "DNSName": "d111111abcdef8.cloudfront.net.",
+        "EvaluateTargetHealth": False}, "Route 53 refuses EvaluateTargetHealth on an alias to CloudFront"
+
+
 def test_ttl_action_name_and_comment_options():
     batch = batch_of(TRAINING_OUTPUTS, "--ttl", "60", "--action", "delete", "--name", "news.test.",
                      "--comment", "rollback")
