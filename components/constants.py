@@ -18,7 +18,8 @@ APP_GID = 10001
 STATIC_UID = 10002
 PROXY_UID = 10003
 
-# Network aliases the proxy resolves through Docker's DNS; every replica of a tier carries its alias.
+# Network aliases each replica of a tier carries, for people and tools on the stack's network (docker exec,
+# curl http://app:8080). The proxy itself addresses replicas by their fixed IPs (components/docker_host.py).
 STATIC_ALIAS = "static"
 APP_ALIAS = "app"
 
