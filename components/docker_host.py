@@ -2,6 +2,7 @@
 and the one hardened way every container of the stack is run."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,18 @@ class DockerHost(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+    def tier(self, role: str, replicas: int, port: int, template: ContainerSpec,
+             parent: pulumi.Resource) -> tuple[list[docker.Container], list[str]]:
+        """`replicas` containers `<role>-<index>` from `template`, each at its fixed address; returns them and
+        the ip:port list the proxy forwards to."""
+        containers, servers = [], []
+        for index in range(replicas):
+            address = self.address(role, index)
+            spec = dataclasses.replace(template, name=f"{role}-{index}", role=role, address=address)
+            containers.append(self.container(spec, parent))
+            servers.append(f"{address}:{port}")
+        return containers, servers
 
     def container(self, spec: ContainerSpec, parent: pulumi.Resource) -> docker.Container:
         """Run one container of the stack: read-only root, no capabilities, labelled, health-checked."""

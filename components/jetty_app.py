@@ -55,23 +55,20 @@ class JettyApp(pulumi.ComponentResource):
             self.register_outputs({"service_name": self.service.name})
 
     def _on_docker(self, host: DockerHost, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
-        for index in range(args.replicas):
-            address = host.address("app", index)
-            self.containers.append(host.container(ContainerSpec(
-                name=f"app-{index}",
-                role="app",
-                image=image,
-                address=address,
-                alias=constants.APP_ALIAS,
-                user=f"{constants.APP_UID}:{constants.APP_GID}",
-                memory_mb=args.memory_mb,
-                mounts=[docker.ContainerMountArgs(
-                    type="volume", source=args.volume.volume_name, target=constants.DATA_PATH)],
-                # Jetty needs tens of seconds on a cold start; a standby is healthy at once.
-                health_start_period="120s",
-                tmpfs_size_mb=128,
-            ), parent=self))
-            self.servers.append(f"{address}:{constants.APP_PORT}")
+        self.containers, self.servers = host.tier("app", args.replicas, constants.APP_PORT, ContainerSpec(
+            name="app",
+            role="app",
+            image=image,
+            address="",
+            alias=constants.APP_ALIAS,
+            user=f"{constants.APP_UID}:{constants.APP_GID}",
+            memory_mb=args.memory_mb,
+            mounts=[docker.ContainerMountArgs(
+                type="volume", source=args.volume.volume_name, target=constants.DATA_PATH)],
+            # Jetty needs tens of seconds on a cold start; a standby is healthy at once.
+            health_start_period="120s",
+            tmpfs_size_mb=128,
+        ), parent=self)
 
     def _on_aws(self, cloud: AwsCloud, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
         child = cloud.options(self)

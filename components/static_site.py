@@ -53,18 +53,15 @@ class StaticSite(pulumi.ComponentResource):
             self.register_outputs({"service_name": self.service.name})
 
     def _on_docker(self, host: DockerHost, args: StaticSiteArgs, image: pulumi.Output[str]) -> None:
-        for index in range(args.replicas):
-            address = host.address("static", index)
-            self.containers.append(host.container(ContainerSpec(
-                name=f"static-{index}",
-                role="static",
-                image=image,
-                address=address,
-                alias=constants.STATIC_ALIAS,
-                user=f"{constants.STATIC_UID}:{constants.STATIC_UID}",
-                memory_mb=args.memory_mb,
-            ), parent=self))
-            self.servers.append(f"{address}:{constants.STATIC_PORT}")
+        self.containers, self.servers = host.tier("static", args.replicas, constants.STATIC_PORT, ContainerSpec(
+            name="static",
+            role="static",
+            image=image,
+            address="",
+            alias=constants.STATIC_ALIAS,
+            user=f"{constants.STATIC_UID}:{constants.STATIC_UID}",
+            memory_mb=args.memory_mb,
+        ), parent=self)
 
     def _on_aws(self, cloud: AwsCloud, args: StaticSiteArgs, image: pulumi.Output[str]) -> None:
         if args.min_replicas is None or args.max_replicas is None:
