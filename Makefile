@@ -7,7 +7,7 @@ STACK ?= training
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 PASSPHRASE_FILE := $(CURDIR)/.pulumi-state/passphrase
 
-.PHONY: venv up down preview test base-image
+.PHONY: venv up down preview test base-image bench bench-tools
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
 
 # Bring the training stack up on the local Docker host.
 up: venv
@@ -47,3 +51,14 @@ test: venv
 
 base-image:
 	scripts/base-image companynews-base:bookworm
+
+# Front-door benchmark (docs/benchmarks.md): replays its own stack `bench` from the stand-in war, measures
+# it and the tiers behind it with wrk, removes it. Options go through BENCH_ARGS, e.g.
+# `make bench BENCH_ARGS="--url http://127.0.0.1:8080/"` benches the running training stack instead.
+bench: bench-tools $(VENV)/.bench-installed
+	$(VENV)/bin/python scripts/bench $(BENCH_ARGS)
+
+# Checked before anything is installed or built.
+bench-tools:
+	@command -v wrk >/dev/null || { echo "missing: wrk, the load generator (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "missing: a running Docker engine (docker info fails)"; exit 1; }
