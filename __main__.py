@@ -62,7 +62,8 @@ else:
         stats_port=docker_settings.stats_port, stats_password=pulumi.Output.secret(docker_settings.stats_password),
         post_rate_per_minute=common.post_rate_per_minute, post_burst=common.post_burst,
         post_allow_cidrs=common.post_allow_cidrs, client_max_body=common.client_max_body,
-        microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb)}
+        microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb,
+        network_mode=docker_settings.proxy_network_mode)}
 
 volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(platform=platform, **volume_options))
 static_site = StaticSite("static", StaticSiteArgs(

@@ -36,8 +36,8 @@ class ContainerSpec:
     name: str
     role: str                   # one of constants.ROLES
     image: pulumi.Input[str]
-    address: str
-    alias: str
+    address: str | None         # on the stack's network; None on the host's
+    alias: str | None
     user: str
     memory_mb: int
     envs: Sequence[pulumi.Input[str]] = ()
@@ -46,6 +46,9 @@ class ContainerSpec:
     health_start_period: str = "10s"
     tmpfs_size_mb: int = 64
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    # The host's network namespace instead of the stack's network: no published ports (the container
+    # listens on host addresses itself), and no Docker userland proxy in front of it.
+    host_network: bool = False
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -98,6 +101,9 @@ class DockerHost(pulumi.ComponentResource):
 
     def container(self, spec: ContainerSpec, parent: pulumi.Resource) -> docker.Container:
         """Run one container of the stack: read-only root, no capabilities, labelled, health-checked."""
+        if spec.host_network and spec.ports:
+            raise ValueError(f"{spec.name}: a container on the host's network publishes no ports; it listens "
+                             f"on the host's addresses itself (drop ports, or host_network)")
         return docker.Container(
             spec.name,
             name=f"companynews-{self.args.stack}-{spec.name}",
@@ -106,7 +112,8 @@ class DockerHost(pulumi.ComponentResource):
             envs=list(spec.envs),
             ports=list(spec.ports),
             mounts=list(spec.mounts),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(
+            network_mode="host" if spec.host_network else None,
+            networks_advanced=None if spec.host_network else [docker.ContainerNetworksAdvancedArgs(
                 name=self.network.name, ipv4_address=spec.address, aliases=[spec.alias])],
             restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(

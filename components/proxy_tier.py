@@ -48,6 +48,9 @@ class NginxDoor:
     client_max_body: str
     microcache_seconds: int
     memory_mb: int
+    # "bridge": on the stack's network, ports published by Docker. "host": on the host's network, nginx
+    # listening on bind_address:http_port itself, without Docker's userland proxy (docs/benchmarks.md).
+    network_mode: str = "bridge"
 
 
 @dataclass(frozen=True)
@@ -109,25 +112,35 @@ class ProxyTier(pulumi.ComponentResource):
             f"CLIENT_MAX_BODY={door.client_max_body}",
             f"MICROCACHE_SECONDS={door.microcache_seconds}",
         ]
+        # The stats page is for the operator on this host only, whatever bindAddress says.
+        on_host_network = door.network_mode == "host"
+        if on_host_network:
+            # nginx takes the host's ports itself; the tiers stay on the stack's network, which the host
+            # routes to.
+            envs += [f"LISTEN_ADDRESS={door.bind_address}:{door.http_port}",
+                     f"STATS_LISTEN_ADDRESS=127.0.0.1:{door.stats_port}"]
+            ports = []
+        else:
+            ports = [
+                docker.ContainerPortArgs(internal=constants.PROXY_PORT, external=door.http_port,
+                                         ip=door.bind_address),
+                docker.ContainerPortArgs(internal=constants.PROXY_STATS_PORT, external=door.stats_port,
+                                         ip="127.0.0.1"),
+            ]
         self.container = host.container(ContainerSpec(
             name="proxy",
             role="proxy",
             image=image.repo_digest,
-            address=host.address("proxy"),
-            alias="proxy",
+            address=None if on_host_network else host.address("proxy"),
+            alias=None if on_host_network else "proxy",
             user=f"{constants.PROXY_UID}:{constants.PROXY_UID}",
             memory_mb=door.memory_mb,
             envs=envs,
-            ports=[
-                docker.ContainerPortArgs(internal=constants.PROXY_PORT, external=door.http_port,
-                                         ip=door.bind_address),
-                # The stats page is for the operator on this host only, whatever bindAddress says.
-                docker.ContainerPortArgs(internal=constants.PROXY_STATS_PORT, external=door.stats_port,
-                                         ip="127.0.0.1"),
-            ],
+            ports=ports,
             # The micro-cache and its stale copies live in /tmp.
             tmpfs_size_mb=max(64, door.memory_mb // 2),
             depends_on=backends,
+            host_network=on_host_network,
         ), parent=self)
 
         base_url = f"http://{client_address(door.bind_address)}:{door.http_port}/"

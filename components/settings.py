@@ -17,6 +17,9 @@ from components import constants
 
 NAMESPACE = "companynews"
 PLATFORMS = ("docker", "aws")
+PROXY_NETWORK_MODES = ("bridge", "host")
+# Below this a process needs CAP_NET_BIND_SERVICE to listen, and the proxy runs without capabilities.
+FIRST_UNPRIVILEGED_PORT = 1024
 REQUIRED: Any = object()  # sentinel: the key has no default and must be set
 
 
@@ -221,6 +224,12 @@ class DockerSettings:
     purge_data_on_destroy: bool = setting(
         "purgeDataOnDestroy", default=False, allowed="true or false",
         description="Delete the data volume on `pulumi destroy` (kept by default).")
+    proxy_network_mode: str = setting(
+        "proxyNetworkMode", default="bridge", allowed=f"one of {', '.join(PROXY_NETWORK_MODES)}",
+        check=lambda v: v in PROXY_NETWORK_MODES,
+        description="bridge: Docker publishes the front door's ports; host: the front door joins the host's "
+                    "network and listens on bindAddress:httpPort itself, twice the throughput for local clients "
+                    "but less isolation (docs/benchmarks.md).")
 
 
 @dataclass(frozen=True)
@@ -405,6 +414,12 @@ def parse_settings(raw_config: Mapping[str, Any], stack: str) -> Settings:
         if docker_values["http_port"] == docker_values["stats_port"]:
             problems.append(f"{NAMESPACE}:statsPort = {docker_values['stats_port']}: it must differ from "
                             f"httpPort ({docker_values['http_port']})")
+    if docker_values and docker_values.get("proxy_network_mode") == "host":
+        for key, name in (("httpPort", "http_port"), ("statsPort", "stats_port")):
+            if docker_values.get(name, FIRST_UNPRIVILEGED_PORT) < FIRST_UNPRIVILEGED_PORT:
+                problems.append(f"{NAMESPACE}:{key} = {docker_values[name]}: with proxyNetworkMode host it must be "
+                                f"from {FIRST_UNPRIVILEGED_PORT} to 65535, since nginx then listens on it itself, "
+                                f"without the capability a lower port needs (or use proxyNetworkMode bridge)")
     aws_values = parsed.get("aws")
     if aws_values is not None:
         problems.extend(_aws_problems(aws_values, parsed["common"], raw_config.get("aws:region")))

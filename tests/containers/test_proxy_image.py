@@ -454,6 +454,9 @@ def test_stats_page_needs_password_and_is_on_8404(proxy):
     ({"POST_ALLOW_CIDRS": "10.0.0.0/40"}, "POST_ALLOW_CIDRS"),
     ({"CLIENT_MAX_BODY": "64 kB"}, "CLIENT_MAX_BODY"),
     ({"MICROCACHE_SECONDS": "-1"}, "MICROCACHE_SECONDS"),
+    ({"LISTEN_ADDRESS": "localhost:8080"}, "LISTEN_ADDRESS"),
+    ({"STATS_LISTEN_ADDRESS": "127.0.0.1:70000"}, "STATS_LISTEN_ADDRESS"),
+    ({"STATS_LISTEN_ADDRESS": "8080"}, "STATS_LISTEN_ADDRESS"),
 ])
 def test_refuses_to_start_with_missing_or_malformed_setting(docker_client, proxy_image, environment, named):
     env = {"STATIC_SERVERS": "172.30.199.10:8080", "APP_SERVERS": "172.30.199.20:8080",
@@ -508,6 +511,30 @@ def test_runs_as_proxy_uid_with_read_only_root_and_no_capabilities(proxy):
     assert proxy.container.exec_run(["touch", "/etc/nginx/written"]).exit_code != 0, "the root is writable"
     listening = proxy.container.exec_run(["cat", "/proc/net/tcp"]).output.decode()
     assert f":{constants.PROXY_PORT:04X} " in listening and f":{constants.PROXY_STATS_PORT:04X} " in listening
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_on_the_host_network_listens_where_listen_addresses_say(docker_client, test_network, tiers):
+    """proxyNetworkMode host: nginx binds the host's ports itself (no Docker port proxy), reaches the tiers
+    through the host's route to their network, and the health check follows LISTEN_ADDRESS."""
+    http_port, stats_port = free_loopback_port(), free_loopback_port()
+    container = docker_client.containers.run(
+        test_network.proxy_image, detach=True, name=f"{test_network.name}-proxy-host", network_mode="host",
+        environment={"STATIC_SERVERS": tiers.static_server, "APP_SERVERS": tiers.app_server,
+                     "STATS_PASSWORD": STATS_PASSWORD, "LISTEN_ADDRESS": f"127.0.0.1:{http_port}",
+                     "STATS_LISTEN_ADDRESS": f"127.0.0.1:{stats_port}"},
+        **PROXY_HARDENING)
+    test_network.containers.append(container)  # removed with the test network
+    on_host = Proxy(container, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{stats_port}")
+    wait_for(on_host, "/Read.action")
+    assert requests.get(on_host.stats_url + "/", timeout=TIMEOUT).status_code == 401, "stats page not on its port"
+    health = container.exec_run(["/usr/local/bin/healthcheck"])
+    assert health.exit_code == 0, health.output.decode()
 
 
 def test_healthcheck_passes_in_hardened_container(docker_client, proxy, proxy_image):

@@ -146,15 +146,14 @@ class ReplayMocks(pulumi.runtime.Mocks):
         refuse_unknown("Container", inputs, {
             "name", "image", "user", "envs", "ports", "mounts", "networksAdvanced", "restart", "healthcheck",
             "labels", "readOnly", "tmpfs", "capabilities", "securityOpts", "memory", "memorySwap", "ulimits",
-            "logDriver", "logOpts"})
+            "logDriver", "logOpts", "networkMode"})
         name = inputs["name"]
         try:
             self.client.containers.get(name).remove(force=True)
             self.log(f"container {name}: replaced")
         except docker.errors.NotFound:
             pass
-        (network,) = inputs["networksAdvanced"]
-        refuse_unknown("Container.networksAdvanced", network, {"name", "ipv4Address", "aliases"})
+        network_options = self._network_options(name, inputs)
         health = inputs.get("healthcheck")
         capabilities = inputs.get("capabilities") or {}
         refuse_unknown("Container.capabilities", capabilities, {"drops", "adds"})
@@ -167,9 +166,7 @@ class ReplayMocks(pulumi.runtime.Mocks):
                    for p in inputs.get("ports") or []},
             mounts=[docker.types.Mount(target=m["target"], source=m["source"], type=m["type"],
                                        read_only=bool(m.get("readOnly"))) for m in inputs.get("mounts") or []],
-            network=network["name"],
-            networking_config={network["name"]: self.client.api.create_endpoint_config(
-                ipv4_address=network.get("ipv4Address"), aliases=network.get("aliases"))},
+            **network_options,
             restart_policy={"Name": inputs["restart"]} if inputs.get("restart") else None,
             healthcheck=None if not health else {
                 "test": health["tests"],
@@ -194,6 +191,23 @@ class ReplayMocks(pulumi.runtime.Mocks):
         container.start()
         self.log(f"container {name}: started")
         return container.id, {"name": name}
+
+    def _network_options(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """networkMode bridge (pulumi-docker's default): one user-defined network; host: the host's own."""
+        mode = inputs.get("networkMode") or "bridge"
+        if mode == "host":
+            if inputs.get("networksAdvanced") or inputs.get("ports"):
+                raise ReplayError(f"Container {name}: networkMode host with networksAdvanced or ports, which "
+                                  f"Docker ignores on the host's network; declare neither")
+            return {"network_mode": "host"}
+        if mode != "bridge":
+            raise ReplayError(f"Container {name}: networkMode {mode!r} is not implemented by the replay "
+                              f"(bridge or host); implement it in tests/replay/engine.py")
+        (network,) = inputs["networksAdvanced"]
+        refuse_unknown("Container.networksAdvanced", network, {"name", "ipv4Address", "aliases"})
+        return {"network": network["name"],
+                "networking_config": {network["name"]: self.client.api.create_endpoint_config(
+                    ipv4_address=network.get("ipv4Address"), aliases=network.get("aliases"))}}
 
     def _command(self, inputs: dict[str, Any]):
         refuse_unknown("Command", inputs, {"create", "triggers", "environment", "dir"})

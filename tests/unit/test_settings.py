@@ -21,7 +21,7 @@ BAD_VALUES = {
     "clientMaxBody": "1g", "microcacheSeconds": "5", "appMemoryMb": "128", "staticMemoryMb": "8",
     "proxyMemoryMb": "1", "processLimit": "10", "appReplicas": "6", "httpPort": "65536",
     "bindAddress": "localhost", "statsPort": "0", "statsPassword": "short", "dockerSubnet": "10.0.0.0/8",
-    "purgeDataOnDestroy": "yes",
+    "purgeDataOnDestroy": "yes", "proxyNetworkMode": "overlay",
     "region": "us-east", "azCount": "1", "vpcCidr": "10.40.0.0/24", "natPerAz": "sometimes",
     "instanceType": "m7g.large", "minInstances": "1", "maxInstances": "51", "staticMinTasks": "1",
     "staticMaxTasks": "101", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x",
@@ -90,6 +90,17 @@ def test_pulumi_yaml_schema_agrees_with_settings():
             assert declared.get("description") == rule.description, f"{rule.key}: descriptions differ"
     known = {rule.key for rule in all_rules()}
     assert set(schema) <= known, f"Pulumi.yaml declares keys settings.py does not know: {set(schema) - known}"
+
+
+@pytest.mark.parametrize("key", ["httpPort", "statsPort"])
+def test_host_network_refuses_a_port_below_1024(key):
+    """On the host's network nginx binds the port itself, without the capability a port below 1024 needs."""
+    config = {**VALID_TRAINING, "proxyNetworkMode": "host", key: "80"}
+    with pytest.raises(SettingsError) as refused:
+        parse_settings(config, "training")
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"companynews:{key} = 80") and "proxyNetworkMode host" in problem, problem
+    assert parse_settings({**config, "proxyNetworkMode": "bridge"}, "training").docker.proxy_network_mode == "bridge"
 
 
 @hypothesis_settings(max_examples=200, deadline=None)

@@ -52,6 +52,41 @@ def test_front_door_publishes_on_bind_address_and_stats_on_loopback(run_stack):
         f"{proxy.urn} publishes {published}")
 
 
+def proxy_of(mocks):
+    (proxy,) = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "proxy"]
+    return proxy
+
+
+def test_front_door_is_on_the_stack_network_by_default(training):
+    mocks, _ = training
+    proxy = proxy_of(mocks)
+    assert proxy.inputs.get("networkMode") in (None, "bridge"), f"{proxy.urn}: {proxy.inputs.get('networkMode')}"
+    envs = unwrap(proxy.inputs["envs"])
+    assert not any(item.startswith(("LISTEN_ADDRESS=", "STATS_LISTEN_ADDRESS=")) for item in envs), (
+        f"{proxy.urn} on the stack's network must listen on the image's own ports: {envs}")
+
+
+def test_front_door_on_host_network_listens_on_bind_address_itself(run_stack):
+    mocks, exports = run_stack(proxyNetworkMode="host", bindAddress="0.0.0.0", httpPort="8181", statsPort="8505")
+    proxy = proxy_of(mocks)
+    assert proxy.inputs.get("networkMode") == "host", f"{proxy.urn} runs on {proxy.inputs.get('networkMode')!r}"
+    assert not proxy.inputs.get("ports"), f"{proxy.urn} publishes {proxy.inputs['ports']} on the host's network"
+    assert not proxy.inputs.get("networksAdvanced"), f"{proxy.urn} joins {proxy.inputs['networksAdvanced']}"
+    envs = unwrap(proxy.inputs["envs"])
+    assert "LISTEN_ADDRESS=0.0.0.0:8181" in envs, f"{proxy.urn} envs: {envs}"
+    assert "STATS_LISTEN_ADDRESS=127.0.0.1:8505" in envs, f"{proxy.urn}: the stats page must stay on loopback"
+    assert exports["url"] == "http://127.0.0.1:8181/" and exports["stats_url"] == "http://127.0.0.1:8505/", exports
+
+
+def test_tiers_stay_on_the_stack_network_when_the_front_door_is_on_the_host(run_stack):
+    mocks, _ = run_stack(proxyNetworkMode="host")
+    for container in mocks.of_type(CONTAINER):
+        if labels(container)[constants.LABEL_ROLE] != "proxy":
+            assert container.inputs.get("networkMode") in (None, "bridge"), f"{container.urn} left the network"
+            assert container.inputs["networksAdvanced"][0]["ipv4Address"], f"{container.urn} has no fixed address"
+            assert not container.inputs.get("ports"), f"{container.urn} publishes a port: only the proxy may"
+
+
 def test_every_container_is_labelled_with_stack_and_role(training):
     mocks, _ = training
     containers = mocks.of_type(CONTAINER)
@@ -179,6 +214,7 @@ def test_data_volume_is_kept_on_destroy_unless_purge_is_set(run_stack):
     ("bindAddress", "::1", "an IPv4 address"),
     ("statsPassword", "short", "at least 12 characters"),
     ("dockerSubnet", "300.1.0.0/24", "IPv4 network"),
+    ("proxyNetworkMode", "overlay", "one of bridge, host"),
 ])
 def test_bad_config_is_refused_before_any_resource(run_stack, key, value, words):
     from tests.program import run_program, stack_config
