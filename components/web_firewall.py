@@ -190,18 +190,6 @@ def own_rules(options: WebFirewallOptions, rate_limit_by_address: bool) -> list[
     return rules
 
 
-def statement_depth(statement: dict) -> int:
-    """Levels of nested statements: 1 for a match statement, +1 for each not/and/or or scope-down around it."""
-    (kind, body_), = statement.items()
-    if kind == "not_statement":
-        return 1 + statement_depth(body_["statement"])
-    if kind in ("and_statement", "or_statement"):
-        return 1 + max(statement_depth(inner) for inner in body_["statements"])
-    if kind == "rate_based_statement":
-        return 1 + statement_depth(body_["scope_down_statement"])
-    return 1
-
-
 def _visibility(metric_name: str) -> dict:
     # Metrics in CloudWatch (AWS/WAFV2, per rule and for the ACL) and sampled requests in the console: how an
     # operator sees what was refused and why, and what a `count` rule would have refused.

@@ -293,6 +293,7 @@ PROBES = [
     ("PUT", "/Post.action", FORM, "title=a", 405),
     ("DELETE", "/Read.action", {}, "", 405),
     ("OPTIONS", "/Read.action", {}, "", 405),
+    ("GETS", "/Read.action", {}, "", 405),     # a method is matched whole, not by its prefix
     ("POST", "/Read.action", FORM, "title=a", 405),
     ("POST", "/styles/company.css", FORM, "title=a", 405),
     # Path tricks: never the app's path as Jetty would read it.
