@@ -22,18 +22,21 @@ POST_PATH = "/Post.action"
 READ_METHODS = ("GET", "HEAD")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # CloudFront ACLs are managed in us-east-1 whatever the stack's region: "To work with CloudFront, you must also
-# specify the region us-east-1" (pulumi-aws 7.51.1 wafv2/web_acl.py, `scope`); pulumi-aws 7 takes the region per
-# resource (`region`, same file), so the stack's own provider and its default tags serve both scopes.
+# specify the region us-east-1" (pulumi-aws 7.51.1 wafv2/web_acl.py, `scope`). pulumi-aws 7 bridges Terraform's
+# AWS provider 6, which takes the region per resource (`region`, same file; registry docs of aws_wafv2_web_acl),
+# so the stack's own provider, with its default tags, serves both scopes without a second provider.
 CLOUDFRONT_REGION = "us-east-1"
 SCOPES = ("REGIONAL", "CLOUDFRONT")
 MODES = ("block", "count")
 # The rate-based rule counts over the default window of 300 s (valid: 60, 120, 300, 600; AWS WAF Developer Guide,
 # waf-rule-statement-type-rate-based-high-level-settings.html); settings.py keeps the limit within AWS's range.
 RATE_WINDOW_SECONDS = 300
-# A rule name may hold letters, digits, '_' and '-', at most 128 characters; a metric name letters, digits and
-# '_-#:./', at most 255 (API reference, Rule.Name and VisibilityConfig.MetricName).
-RULE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-METRIC_NAME = re.compile(r"^[A-Za-z0-9_#:./-]{1,255}$")
+# The WAFV2 API's own limits (its service model, botocore data/wafv2/2019-07-29/service-2.json: EntityName,
+# MetricName, EntityDescription, RegexPatternString): a description takes no apostrophe or parenthesis.
+RULE_NAME = re.compile(r"^[\w\-]{1,128}$")
+METRIC_NAME = re.compile(r"^[\w#:\.\-/]{1,255}$")
+DESCRIPTION = re.compile(r"^[\w+=:#@/\-,\.][\w+=:#@/\-,\.\s]+[\w+=:#@/\-,\.]$")
+REGEX_MAX_LENGTH = 512
 # The Terraform schema under pulumi-aws types at most three levels of nested statements (`rule_json` exists only
 # to go deeper, without drift detection: wafv2/web_acl.py): every rule below stays within three.
 MAX_STATEMENT_DEPTH = 3
@@ -231,7 +234,7 @@ class WebFirewall(pulumi.ComponentResource):
         region = {"region": CLOUDFRONT_REGION} if args.scope == "CLOUDFRONT" else {}
         self.web_acl = aws.wafv2.WebAcl(
             name,
-            description=f"companynews {stack}: only the app's own requests ({args.scope.lower()})",
+            description=f"companynews {stack}: only the app surface, {args.scope.lower()} scope",
             scope=args.scope,
             # Everything outside the allow-list is refused by a rule above; what is left is the app's surface.
             default_action={"allow": {}},

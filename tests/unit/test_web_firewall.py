@@ -145,6 +145,8 @@ def test_count_mode_only_counts_in_every_rule(run_stack):
 
 def test_every_rule_and_acl_publishes_metrics_and_samples_under_valid_names(with_cdn):
     for web_acl in with_cdn.of_type(WEB_ACL):
+        assert web_firewall.DESCRIPTION.match(web_acl.inputs["description"]), (
+            f"the WAFV2 API refuses the description {web_acl.inputs['description']!r}")
         configs = [("the ACL", web_acl.inputs["visibilityConfig"])]
         configs += [(rule["name"], rule["visibilityConfig"]) for rule in web_acl.inputs["rules"]]
         for owner, config in configs:
@@ -334,7 +336,8 @@ def _all_statements(statement: dict) -> list[dict[str, Any]]:
 
 
 def test_headers_are_named_in_lower_case_and_paths_read_raw(production):
-    """SingleHeader names must be lower case; a path is matched as sent (a URL_DECODE would admit /%52ead.action)."""
+    """SingleHeader names must be lower case; a path is matched as sent (a URL_DECODE would admit /%52ead.action);
+    a regex fits the API's 512 characters."""
     for rule in acl(production, "REGIONAL").inputs["rules"]:
         for statement in _all_statements(rule["statement"]):
             (kind, body), = statement.items()
@@ -343,3 +346,5 @@ def test_headers_are_named_in_lower_case_and_paths_read_raw(production):
                 assert field["singleHeader"]["name"] == field["singleHeader"]["name"].lower(), rule["name"]
             if "uriPath" in field:
                 assert [t["type"] for t in body["textTransformations"]] == ["NONE"], rule["name"]
+            if kind == "regexMatchStatement":
+                assert len(body["regexString"]) <= web_firewall.REGEX_MAX_LENGTH, rule["name"]
