@@ -112,8 +112,8 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 # AWS WAF in front of production (components/web_firewall.py): refuse, only count, or no web ACL at all.
 WAF_MODES = ("block", "count", "disabled")
 # A rate-based rule's limit: "The lowest limit setting allowed is 10" (AWS WAF Developer Guide,
-# waf-rule-statement-type-rate-based-high-level-settings.html); the API's RateBasedStatement.Limit allows at most
-# 2,000,000,000.
+# waf-rule-statement-type-rate-based-high-level-settings.html); the API's RateLimit shape allows 10 to
+# 2,000,000,000 (botocore data/wafv2/2019-07-29/service-2.json).
 WAF_RATE_LIMIT_MIN = 10
 WAF_RATE_LIMIT_MAX = 2_000_000_000
 
