@@ -141,7 +141,8 @@ def _alternatives(values: tuple[str, ...]) -> str:
     return "|".join(re.escape(value) for value in values)
 
 
-# The raw path, as sent: no transformation, so /Read.action;x, //Read.action and /%52ead.action are not
+# The raw path, as sent: no transformation (decoding and path normalization are transformations one asks for:
+# waf-rule-statement-transformation.html), so /Read.action;x, //Read.action and /%52ead.action are not
 # /Read.action here (as at the front door, which reads $request_uri).
 APP_PATH_PATTERN = f"^({_alternatives(APP_PATHS)})$"
 STATIC_PATH_PATTERN = f"^({_alternatives(constants.STATIC_PATH_PREFIXES)})"
