@@ -13,6 +13,7 @@ from components.prevayler_volume import SharedPrevaylerVolume, SharedPrevaylerVo
 from components.proxy_tier import LoadBalancerDoor, NginxDoor, ProxyTier, ProxyTierArgs, client_address
 from components.settings import load_settings
 from components.static_site import StaticSite, StaticSiteArgs
+from components.web_firewall import WebFirewallOptions
 
 PROJECT_DIR = Path(__file__).resolve().parent
 IMAGES_DIR = PROJECT_DIR / "docker"
@@ -47,7 +48,9 @@ if common.platform == "aws":
         certificate_arn=aws_settings.certificate_arn, domain_name=aws_settings.domain_name,
         hosted_zone_id=aws_settings.hosted_zone_id, access_logs_bucket=aws_settings.access_logs_bucket,
         cdn=CdnOptions(certificate_arn=aws_settings.cdn_certificate_arn, price_class=aws_settings.cdn_price_class)
-        if aws_settings.cdn else None)}
+        if aws_settings.cdn else None,
+        firewall=WebFirewallOptions(mode=aws_settings.waf, post_rate_limit=aws_settings.waf_post_rate_limit)
+        if aws_settings.waf != "disabled" else None)}
 else:
     docker_settings = settings.docker
     platform = DockerHost("docker-host", DockerHostArgs(

@@ -53,6 +53,7 @@ class CdnArgs:
     load_balancer: aws.lb.LoadBalancer
     origin_https: bool          # the load balancer has a certificate: its port 80 only redirects to 443
     domain_name: str            # "" when the site has no name of its own; needs options.certificate_arn
+    web_acl_arn: pulumi.Input[str] | None = None    # a CLOUDFRONT-scope WAFv2 web ACL (components/web_firewall.py)
 
 
 class Cdn(pulumi.ComponentResource):
@@ -146,6 +147,8 @@ class Cdn(pulumi.ComponentResource):
             # is CloudFront's own behaviour for an expired object when the origin answers 5xx or not at all.
             custom_error_responses=[aws.cloudfront.DistributionCustomErrorResponseArgs(
                 error_code=code, error_caching_min_ttl=ERROR_RECHECK_SECONDS) for code in STALE_ON_ERROR_CODES],
+            # A WAFv2 ACL is named by its ARN here (WAF Classic took the id): pulumi-aws cloudfront/distribution.py.
+            web_acl_id=args.web_acl_arn,
             opts=child)
 
         self.domain_name = self.distribution.domain_name

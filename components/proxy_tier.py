@@ -22,6 +22,7 @@ from components.cdn import Cdn, CdnArgs, CdnOptions
 from components.docker_host import ContainerSpec, DockerHost
 from components.jetty_app import JettyApp
 from components.static_site import StaticSite
+from components.web_firewall import WebFirewall, WebFirewallArgs, WebFirewallOptions
 
 SMOKE_CHECK_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "smoke-check"
 SMOKE_CHECK_SECONDS = 180
@@ -62,6 +63,7 @@ class LoadBalancerDoor:
     hosted_zone_id: str         # "" leaves the DNS record to whoever reads the dns_record output
     access_logs_bucket: str     # "" turns access logs off
     cdn: CdnOptions | None = None   # None: the load balancer is the front door itself
+    firewall: WebFirewallOptions | None = None  # None: no AWS WAF web ACL (`waf: disabled`)
 
 
 @dataclass(frozen=True)
@@ -215,13 +217,22 @@ class ProxyTier(pulumi.ComponentResource):
         static_backend.routed_by([static_paths])
         app_backend.routed_by([front])
 
+        if door.firewall is not None:
+            WebFirewall("load-balancer-firewall", WebFirewallArgs(
+                cloud=cloud, options=door.firewall, scope="REGIONAL", load_balancer_arn=load_balancer.arn,
+                rate_limit_by_address=door.cdn is None), opts=pulumi.ResourceOptions(parent=self))
         self.dns_name = load_balancer.dns_name
         self.zone_id = load_balancer.zone_id
         # What the public reaches and what domainName's alias record points at: the load balancer, or with
         # `cdn` the CloudFront distribution (viewers always get HTTPS there, redirected from HTTP).
         if door.cdn is not None:
+            cdn_firewall = WebFirewall("cdn-firewall", WebFirewallArgs(
+                cloud=cloud, options=door.firewall, scope="CLOUDFRONT"),
+                opts=pulumi.ResourceOptions(parent=self)) if door.firewall is not None else None
             cdn = Cdn("cdn", CdnArgs(cloud=cloud, options=door.cdn, load_balancer=load_balancer, origin_https=https,
-                                     domain_name=door.domain_name), opts=pulumi.ResourceOptions(parent=self))
+                                     domain_name=door.domain_name,
+                                     web_acl_arn=cdn_firewall.arn if cdn_firewall else None),
+                      opts=pulumi.ResourceOptions(parent=self))
             self.cdn_domain_name = cdn.domain_name
             self.alias_target, self.alias_zone_id = cdn.domain_name, cdn.hosted_zone_id
             scheme = "https"

@@ -109,6 +109,13 @@ INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z]+)(?P<generation>[0-9]+)(?P<attrib
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
 
+# AWS WAF in front of production (components/web_firewall.py): refuse, only count, or no web ACL at all.
+WAF_MODES = ("block", "count", "disabled")
+# A rate-based rule's limit: "The lowest limit setting allowed is 10" (AWS WAF Developer Guide,
+# waf-rule-statement-type-rate-based-high-level-settings.html); the API's RateLimit shape allows 10 to
+# 2,000,000,000 (botocore data/wafv2/2019-07-29/service-2.json).
+WAF_RATE_LIMIT_MIN = 10
+WAF_RATE_LIMIT_MAX = 2_000_000_000
 
 def is_x86_instance_type(value: str) -> bool:
     """The AMI and the images are x86_64: Graviton types (a1, or a 'g' after the generation) cannot run them."""
@@ -306,6 +313,16 @@ class AwsSettings:
         "cdnPriceClass", default="PriceClass_100", allowed=f"one of {', '.join(CDN_PRICE_CLASSES)}",
         check=lambda v: v in CDN_PRICE_CLASSES,
         description="CloudFront edge locations the CDN uses; PriceClass_100 (North America, Europe) costs least.")
+    waf: str = setting(
+        "waf", default="block", allowed=f"one of {', '.join(WAF_MODES)}", check=lambda v: v in WAF_MODES,
+        description="AWS WAF on the load balancer (and on CloudFront with cdn): block refuses every request outside "
+                    "the app's own surface and what AWS's managed rules catch; count only counts them (to try a "
+                    "change); disabled declares no web ACL.")
+    waf_post_rate_limit: int = setting(
+        "wafPostRateLimit", default=300, allowed=f"an integer from {WAF_RATE_LIMIT_MIN} to {WAF_RATE_LIMIT_MAX}",
+        check=between(WAF_RATE_LIMIT_MIN, WAF_RATE_LIMIT_MAX),
+        description="Requests to /Post.action (form and post alike) one address may send in 5 minutes before WAF "
+                    "answers 429; 300 is the front door's 60 posts a minute.")
 
 
 @dataclass(frozen=True)

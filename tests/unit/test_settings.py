@@ -29,7 +29,7 @@ BAD_VALUES = {
     "logRetentionDays": "31", "alarmEmail": "ops-at-example.com", "healthCheckGraceSeconds": "10",
     "appStopTimeoutSeconds": "600", "ecrKeepImages": "0", "cdn": "on",
     "cdnCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
-    "cdnPriceClass": "PriceClass_50",
+    "cdnPriceClass": "PriceClass_50", "waf": "off", "wafPostRateLimit": "9",
 }
 
 
@@ -112,6 +112,20 @@ def test_app_replicas_accepted_exactly_from_1_to_5(replicas):
     else:
         with pytest.raises(SettingsError, match="appReplicas"):
             parse_settings(config, "training")
+
+
+@pytest.mark.parametrize("limit, accepted", [("9", False), ("10", True), ("2000000000", True),
+                                              ("2000000001", False)])
+def test_waf_post_rate_limit_accepted_exactly_within_what_aws_allows(limit, accepted):
+    """AWS refuses a rate-based rule's limit below 10 or above 2,000,000,000: refused here, before any deploy."""
+    config = {"platform": "aws", "wafPostRateLimit": limit}
+    if accepted:
+        assert parse_settings(config, "production").aws.waf_post_rate_limit == int(limit)
+    else:
+        with pytest.raises(SettingsError) as refused:
+            parse_settings(config, "production")
+        (problem,) = refused.value.problems
+        assert problem == f"companynews:wafPostRateLimit = '{limit}': it must be an integer from 10 to 2000000000", problem
 
 
 @hypothesis_settings(max_examples=200, deadline=None)
