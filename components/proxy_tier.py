@@ -162,7 +162,7 @@ class ProxyTier(pulumi.ComponentResource):
 
         # The world reaches the load balancer, and only on the ports it listens on; it reaches the tasks.
         security_group = cloud.security_group(
-            "load-balancer", "The internet-facing load balancer: HTTP(S) in, the tiers' ports out", self)
+            "load-balancer", "The internet-facing load balancer: HTTP(S) in, the tier ports out", self)
         cloud.allow_internet("load-balancer-http", target=security_group, port=80,
                              description="HTTP from anywhere (redirected to HTTPS when it is on)", parent=self)
         if https:
