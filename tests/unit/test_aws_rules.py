@@ -15,7 +15,7 @@ CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234
 # Every optional part on, so every resource the program can declare is checked.
 EVERYTHING_ON = {"domainName": "news.example.com", "certificateArn": CERTIFICATE, "hostedZoneId": "Z0123456789ABC",
                  "alarmEmail": "ops@example.com", "accessLogsBucket": "companynews-alb-logs", "cdn": "true",
-                 "cdnCertificateArn": CERTIFICATE}
+                 "cdnCertificateArn": CERTIFICATE, "allowPlainHttp": "false"}
 # Pulumi autonames a resource without an explicit name as its logical name, a hyphen and 7 random characters
 # (https://www.pulumi.com/docs/iac/concepts/resources/names/#autonaming); the check assumes the whole suffix.
 AUTONAME_SUFFIX = "-abcdefg"

@@ -21,7 +21,8 @@ LISTENER = "aws:lb/listener:Listener"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the mocks see a secret input
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 WITH_DOMAIN = {"domainName": "news.example.com", "certificateArn": CERTIFICATE, "hostedZoneId": "Z0123456789ABC",
-               "alarmEmail": "ops@example.com", "accessLogsBucket": "companynews-alb-logs"}
+               "alarmEmail": "ops@example.com", "accessLogsBucket": "companynews-alb-logs",
+               "allowPlainHttp": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +116,8 @@ def test_app_health_check_grace_covers_jetty_start_and_follows_config(production
     mocks, _ = production
     app = one(mocks, SERVICE, "app-service")
     grace = app.inputs["healthCheckGracePeriodSeconds"]
-    assert grace == 120, f"{app.urn} grace {grace}"
-    assert container(mocks, "app")["healthCheck"]["startPeriod"] == 120, "the container health check must wait as long"
+    assert grace == 150, f"{app.urn} grace {grace}"
+    assert container(mocks, "app")["healthCheck"]["startPeriod"] == 150, "the container health check must wait as long"
     mocks, _ = run(run_stack, healthCheckGraceSeconds="240")
     app = one(mocks, SERVICE, "app-service")
     assert app.inputs["healthCheckGracePeriodSeconds"] == 240, f"{app.urn} ignores healthCheckGraceSeconds"
@@ -137,12 +138,12 @@ def test_app_memory_follows_config(run_stack):
 def test_app_mounts_efs_over_tls_with_iam_through_the_access_point(production):
     mocks, _ = production
     task = one(mocks, TASK_DEFINITION, "app-task")
-    (volume,) = task.inputs["volumes"]
+    (volume,) = [v for v in task.inputs["volumes"] if "efsVolumeConfiguration" in v]
     efs = volume["efsVolumeConfiguration"]
     assert efs["fileSystemId"] == mock_id("data"), f"{task.urn} mounts {efs['fileSystemId']}"
     assert efs["transitEncryption"] == "ENABLED", f"{task.urn} mounts the data without TLS"
     assert efs["authorizationConfig"] == {"accessPointId": mock_id("data"), "iam": "ENABLED"}, f"{task.urn} {efs}"
-    mounts = container(mocks, "app")["mountPoints"]
+    mounts = [m for m in container(mocks, "app")["mountPoints"] if m["containerPath"] != "/tmp"]
     assert mounts == [{"sourceVolume": volume["name"], "containerPath": constants.DATA_PATH, "readOnly": False}], mounts
 
 
@@ -328,9 +329,35 @@ def test_capacity_provider_manages_scaling_and_termination_and_is_the_default(pr
     attached = one(mocks, "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders", "cluster-capacity")
     (strategy,) = attached.inputs["defaultCapacityProviderStrategies"]
     assert strategy["capacityProvider"] == "ec2-capacity", f"{attached.urn} default strategy {strategy}"
-    for service in mocks.of_type(SERVICE):
-        used = [s["capacityProvider"] for s in service.inputs["capacityProviderStrategies"]]
-        assert used == ["ec2-capacity"] and "launchType" not in service.inputs, f"{service.urn} runs on {used}"
+    static = one(mocks, SERVICE, "static-service")
+    used = [s["capacityProvider"] for s in static.inputs["capacityProviderStrategies"]]
+    assert used == ["ec2-capacity"] and "launchType" not in static.inputs, f"{static.urn} runs on {used}"
+
+
+def test_the_writer_runs_on_fargate_with_efs_support_and_the_static_tier_on_ec2(production):
+    """A failed server under the writer is AWS's to notice and the replacement needs no slot on our instances
+    (docs/single-writer.md); platform 1.4.0 is the first that mounts EFS with an access point, IAM and TLS."""
+    mocks, _ = production
+    app = one(mocks, SERVICE, "app-service")
+    assert (app.inputs["launchType"], app.inputs["platformVersion"]) == ("FARGATE", "1.4.0"), f"{app.urn}"
+    assert "capacityProviderStrategies" not in app.inputs and "orderedPlacementStrategies" not in app.inputs, app.urn
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    assert task.inputs["requiresCompatibilities"] == ["FARGATE"], f"{task.urn}"
+    assert (task.inputs["cpu"], task.inputs["memory"]) == ("1024", "2048"), f"{task.urn}: 768 MiB fits 1 vCPU/2 GiB"
+    definition = container(mocks, "app")
+    assert definition["linuxParameters"]["tmpfs"] == [], f"{task.urn}: Fargate refuses tmpfs"
+    assert {"sourceVolume": "scratch", "containerPath": "/tmp", "readOnly": False} in definition["mountPoints"]
+    assert {"name": "scratch"} in task.inputs["volumes"], f"{task.urn} has no /tmp"
+    static = one(mocks, TASK_DEFINITION, "static-task")
+    assert static.inputs["requiresCompatibilities"] == ["EC2"], f"{static.urn}"
+
+
+@pytest.mark.parametrize("memory, size", [("768", ("1024", "2048")), ("2500", ("1024", "3072")),
+                                          ("9000", ("2048", "9216"))])
+def test_the_writer_fargate_size_holds_app_memory(run_stack, memory, size):
+    mocks, _ = run(run_stack, appMemoryMb=memory)
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    assert (task.inputs["cpu"], task.inputs["memory"]) == size, f"appMemoryMb {memory}: {task.urn}"
 
 
 def test_cluster_has_container_insights(production):
@@ -408,7 +435,7 @@ def test_every_task_runs_hardened_as_non_root(production):
              "app": f"{constants.APP_UID}:{constants.APP_GID}"}
     for tier, user in users.items():
         task = one(mocks, TASK_DEFINITION, f"{tier}-task")
-        assert (task.inputs["networkMode"], task.inputs["requiresCompatibilities"]) == ("awsvpc", ["EC2"]), task.urn
+        assert task.inputs["networkMode"] == "awsvpc", task.urn
         definition = container(mocks, tier)
         assert definition["user"] == user, f"{task.urn} runs as {definition['user']}"
         assert definition["readonlyRootFilesystem"] is True, f"{task.urn} root filesystem is writable"
@@ -416,8 +443,11 @@ def test_every_task_runs_hardened_as_non_root(production):
         linux = definition["linuxParameters"]
         assert linux["capabilities"] == {"drop": ["ALL"]}, f"{task.urn} keeps capabilities"
         assert linux["initProcessEnabled"] is False, f"{task.urn}: the server is PID 1"
-        assert [mount["containerPath"] for mount in linux["tmpfs"]] == ["/tmp"], f"{task.urn} has nowhere to write"
-        assert "no-new-privileges" in definition["dockerSecurityOptions"], f"{task.urn}"
+        writable = [mount["containerPath"] for mount in linux["tmpfs"]] + [
+            mount["containerPath"] for mount in definition["mountPoints"] if mount["sourceVolume"] == "scratch"]
+        assert writable == ["/tmp"], f"{task.urn} has nowhere to write, or more than /tmp"
+        if task.inputs["requiresCompatibilities"] == ["EC2"]:     # Fargate refuses dockerSecurityOptions
+            assert "no-new-privileges" in definition["dockerSecurityOptions"], f"{task.urn}"
         assert definition["healthCheck"]["command"] == ["CMD", "/usr/local/bin/healthcheck"], f"{task.urn}"
 
 
@@ -472,14 +502,19 @@ def test_tasks_accept_only_the_load_balancer_on_their_port(production):
             (mock_id("load-balancer"), 8080, 8080)], f"{tier} tasks admit {ingress}"
 
 
-def test_load_balancer_sends_only_to_the_tasks_and_tasks_only_to_the_data(production):
+def test_load_balancer_sends_only_to_the_tasks_and_tasks_only_to_the_data_and_aws_endpoints(production):
+    """The writer (Struts 2.1.8, assume it exploitable) pulls its image and ships its logs itself on Fargate, yet
+    has no route to the internet: only the VPC's ECR/Logs endpoints and S3's gateway prefix list."""
     mocks, _ = production
-    egress = sorted((r.inputs["securityGroupId"], r.inputs.get("referencedSecurityGroupId") or r.inputs["cidrIpv4"],
-                     r.inputs["fromPort"]) for r in mocks.of_type(SECURITY_GROUP_EGRESS))
+    egress = sorted((r.inputs["securityGroupId"], r.inputs.get("referencedSecurityGroupId")
+                     or r.inputs.get("prefixListId") or r.inputs["cidrIpv4"], r.inputs["fromPort"])
+                    for r in mocks.of_type(SECURITY_GROUP_EGRESS))
     assert egress == sorted([
         (mock_id("load-balancer"), mock_id("static-tasks"), 8080),
         (mock_id("load-balancer"), mock_id("app-tasks"), 8080),
         (mock_id("data-clients"), mock_id("data-mount-targets"), 2049),
+        (mock_id("app-tasks"), mock_id("aws-endpoints"), 443),
+        (mock_id("app-tasks"), "pl-63a5400a", 443),
         (mock_id("container-instances"), "0.0.0.0/0", 443),
     ]), f"egress rules: {egress}"
 
@@ -578,6 +613,8 @@ def test_outputs_contract_without_a_domain(production):
         "alb_dns_name": alb,
         "alb_zone_id": "Z35SXDOTRQ7X7K",
         "dns_record": {"type": "ALIAS", "name": None, "target": alb, "zone_id": "Z35SXDOTRQ7X7K"},
+        "dashboard_url": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+                         "#dashboards:name=companynews-production",
     }
 
 
