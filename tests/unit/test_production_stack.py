@@ -656,3 +656,140 @@ def test_more_zones_than_the_region_has_is_refused_naming_az_count(local_artifac
     with pytest.raises(Exception, match=r"companynews:azCount = 3: region us-east-1 has only 2 zones"):
         run_program(mocks, "production", stack_config("production", {**local_artifacts, "azCount": "3"}))
     assert not [r for r in mocks.resources if r.typ.startswith("aws:")], "AWS resources declared before refusing"
+
+
+# --- fresh-account readiness (issue 12) ---------------------------------------------------------------
+
+def test_load_balancer_idle_timeout_is_60_seconds_stated_explicitly(production):
+    """Jetty's idle timeout (docker/app) must stay above this, or the load balancer reuses closed connections."""
+    mocks, _ = production
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs.get("idleTimeout") == 60, f"{balancer.urn} idle timeout {balancer.inputs.get('idleTimeout')}"
+
+
+def test_load_balancer_deletion_protection_is_on_unless_turned_off(production, run_stack):
+    mocks, _ = production
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs["enableDeletionProtection"] is True, f"{balancer.urn} can be deleted by a stray destroy"
+    mocks, _ = run(run_stack, albDeletionProtection="false")
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs["enableDeletionProtection"] is False, "albDeletionProtection false is ignored"
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"allowPlainHttp": "false"}, "or allowPlainHttp must be true"),
+    ({"allowPlainHttp": "true", "domainName": "news.example.com", "certificateArn": CERTIFICATE},
+     "must be false when certificateArn is set"),
+])
+def test_plain_http_must_be_allowed_explicitly_and_never_beside_a_certificate(local_artifacts, overrides, words):
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=words):
+        run_program(mocks, "production", stack_config("production", {**local_artifacts, **overrides}))
+    assert mocks.resources == [], "declared before refusing"
+
+
+def test_zones_are_only_those_offering_the_instance_type(local_artifacts):
+    """t3 is not offered in us-east-1e: a subnet there would make the auto scaling group's launches fail."""
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks(offered_in=("us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"))
+    run_program(mocks, "production", stack_config("production", {**local_artifacts, "azCount": "3"}))
+    zones = sorted({s.inputs["availabilityZone"] for s in mocks.of_type("aws:ec2/subnet:Subnet")})
+    assert zones == ["us-east-1b", "us-east-1c", "us-east-1d"], f"subnets in {zones}"
+    (call,) = [c for c in mocks.calls if c.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"]
+    assert call.args["filters"] == [{"name": "instance-type", "values": ["t3.medium"]}], call.args
+
+
+def test_too_few_zones_offering_the_instance_type_is_refused_naming_it(local_artifacts):
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks(offered_in=("us-east-1a",))
+    with pytest.raises(Exception, match=r"companynews:azCount = 2: .* only 1 zones available that offer t3.medium"):
+        run_program(mocks, "production", stack_config("production", local_artifacts))
+
+
+def test_awslogs_writes_with_the_execution_role_and_the_instance_role_has_no_ecr_or_logs(production):
+    mocks, _ = production
+    template = one(mocks, "aws:ec2/launchTemplate:LaunchTemplate", "container-instance")
+    user_data = base64.b64decode(template.inputs["userData"]).decode()
+    assert "ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=true" in user_data, user_data
+    attached = [a.inputs["policyArn"] for a in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"], f"instance role also has {attached}"
+    statements = policy(one(mocks, "aws:iam/rolePolicy:RolePolicy", "container-instance-ecs-agent"))["Statement"]
+    actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert not [a for a in actions if a.startswith(("ecr:", "logs:"))], f"the instance role may {actions}"
+    unscoped = [s["Action"] for s in statements if s["Resource"] == "*" and "Condition" not in s]
+    assert unscoped == [["ecs:DiscoverPollEndpoint", "ec2:DescribeTags"]], f"on any resource: {unscoped}"
+
+
+def test_launch_template_changes_roll_the_instances_launching_before_terminating(production):
+    mocks, _ = production
+    group = one(mocks, "aws:autoscaling/group:Group", "container-instances")
+    refresh = group.inputs["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling", f"{group.urn} {refresh}"
+    preferences = refresh["preferences"]
+    assert preferences["minHealthyPercentage"] == 100 and preferences["maxHealthyPercentage"] == 200, preferences
+    assert preferences["scaleInProtectedInstances"] == "Refresh", f"{group.urn}: ECS protects every busy instance"
+
+
+def test_s3_is_reached_through_a_gateway_endpoint_on_every_private_route_table(production):
+    mocks, _ = production
+    endpoint = one(mocks, "aws:ec2/vpcEndpoint:VpcEndpoint", "s3")
+    assert (endpoint.inputs["serviceName"], endpoint.inputs["vpcEndpointType"]) == (
+        "com.amazonaws.us-east-1.s3", "Gateway"), endpoint.urn
+    private_tables = sorted(mock_id(t.name) for t in mocks.of_type("aws:ec2/routeTable:RouteTable")
+                            if t.name.startswith("private-"))
+    assert sorted(endpoint.inputs["routeTableIds"]) == private_tables, f"{endpoint.urn} routes {private_tables}"
+    interface = sorted(e.inputs["serviceName"] for e in mocks.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+                       if e.inputs["vpcEndpointType"] == "Interface")
+    assert interface == ["com.amazonaws.us-east-1.ecr.api", "com.amazonaws.us-east-1.ecr.dkr",
+                         "com.amazonaws.us-east-1.logs"], interface
+
+
+@pytest.mark.parametrize("tier", ["static", "app"])
+def test_alarm_when_no_target_is_healthy_at_all(production, tier):
+    """UnHealthyHostCount stays 0 when nothing is registered; HealthyHostCount below 1 catches it."""
+    mocks, _ = production
+    alarm = one(mocks, ALARM, f"{tier}-no-healthy-host")
+    assert (alarm.inputs["metricName"], alarm.inputs["threshold"], alarm.inputs["comparisonOperator"]) == (
+        "HealthyHostCount", 1, "LessThanThreshold"), alarm.urn
+    assert alarm.inputs["dimensions"]["TargetGroup"] == f"targetgroup/{tier}/0123456789abcdef", alarm.urn
+    assert alarm.inputs["treatMissingData"] == "breaching", f"{alarm.urn}: no data means no healthy host"
+
+
+def test_alarm_when_fewer_instances_than_the_minimum_are_in_service(run_stack):
+    mocks, _ = run(run_stack, minInstances="3")
+    group = one(mocks, "aws:autoscaling/group:Group", "container-instances")
+    assert "GroupInServiceInstances" in group.inputs["enabledMetrics"], f"{group.urn} publishes no InService metric"
+    alarm = one(mocks, ALARM, "instances-below-minimum")
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert (alarm.inputs["threshold"], alarm.inputs["comparisonOperator"]) == (3, "LessThanThreshold"), alarm.urn
+
+
+def test_alarm_when_an_ecs_agent_disconnects(production):
+    mocks, _ = production
+    rule = one(mocks, "aws:cloudwatch/eventRule:EventRule", "agent-disconnected")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail-type"] == ["ECS Container Instance State Change"], pattern
+    assert pattern["detail"]["agentConnected"] == [False], pattern
+    assert pattern["detail"]["clusterArn"] == ["arn:aws:ecs:us-east-1:123456789012:cluster"], pattern
+    alarm = one(mocks, ALARM, "agent-disconnected")
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == ("AWS/Events", "MatchedEvents"), alarm.urn
+    assert alarm.inputs["dimensions"] == {"RuleName": "agent-disconnected"}, alarm.urn
+
+
+@pytest.mark.parametrize("cdn", ["false", "true"])
+def test_dashboard_shows_what_an_operator_needs_and_its_url_is_an_output(run_stack, cdn):
+    mocks, exports = run(run_stack, cdn=cdn)
+    dashboard = one(mocks, "aws:cloudwatch/dashboard:Dashboard", "operations")
+    body = json.loads(dashboard.inputs["dashboardBody"])
+    metrics = {metric[1] for widget in body["widgets"] for metric in widget["properties"]["metrics"]}
+    expected = {"RequestCount", "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count", "TargetResponseTime",
+                "HealthyHostCount", "RunningTaskCount", "DataReadIOBytes", "DataWriteIOBytes"}
+    assert expected <= metrics, f"{dashboard.urn} lacks {sorted(expected - metrics)}"
+    assert ("Requests" in metrics) == (cdn == "true"), f"CloudFront on the dashboard with cdn {cdn}: {metrics}"
+    p99 = [w for w in body["widgets"] if w["properties"]["title"].startswith("Response time")]
+    assert p99 and p99[0]["properties"]["stat"] == "p99", p99
+    assert exports["dashboard_url"].endswith("#dashboards:name=companynews-production"), exports["dashboard_url"]
