@@ -318,6 +318,12 @@ class AwsCloud(pulumi.ComponentResource):
             "container-instances-https-out", security_group_id=self.instance_security_group.id,
             ip_protocol="tcp", from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0",
             description="AWS APIs and image layers through the NAT gateway", opts=child)
+        # The endpoints' private DNS names apply to the whole VPC: the ECS agent's image pulls and log shipping
+        # for the static tier resolve to them too, so the instances must be admitted as well.
+        aws.vpc.SecurityGroupIngressRule(
+            "aws-endpoints-from-container-instances", security_group_id=self.endpoint_security_group.id,
+            referenced_security_group_id=self.instance_security_group.id, ip_protocol="tcp", from_port=443,
+            to_port=443, description="HTTPS from the container instances (ECS agent pulls and logs)", opts=child)
 
         ami = aws.ssm.get_parameter_output(name=ECS_AMI_PARAMETER, opts=self.invoke_options())
         launch_template = aws.ec2.LaunchTemplate(

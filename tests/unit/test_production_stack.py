@@ -793,3 +793,17 @@ def test_dashboard_shows_what_an_operator_needs_and_its_url_is_an_output(run_sta
     p99 = [w for w in body["widgets"] if w["properties"]["title"].startswith("Response time")]
     assert p99 and p99[0]["properties"]["stat"] == "p99", p99
     assert exports["dashboard_url"].endswith("#dashboards:name=companynews-production"), exports["dashboard_url"]
+
+
+def test_the_aws_endpoints_admit_the_writer_and_the_instances_on_https_only(production):
+    """Private DNS sends every ECR and Logs call in the VPC to the endpoints: the ECS agent's pulls for the static
+    tier as much as the Fargate writer's own."""
+    mocks, _ = production
+    admitted = sorted((r.inputs.get("referencedSecurityGroupId") or r.inputs.get("cidrIpv4"), r.inputs["fromPort"])
+                      for r in mocks.of_type(SECURITY_GROUP_INGRESS)
+                      if r.inputs["securityGroupId"] == mock_id("aws-endpoints"))
+    assert admitted == sorted([(mock_id("app-tasks"), 443), (mock_id("container-instances"), 443)]), admitted
+    for endpoint in mocks.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        if endpoint.inputs["vpcEndpointType"] == "Interface":
+            assert endpoint.inputs["privateDnsEnabled"] is True, f"{endpoint.urn}: clients would still use the NAT"
+            assert endpoint.inputs["securityGroupIds"] == [mock_id("aws-endpoints")], endpoint.urn
