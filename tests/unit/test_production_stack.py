@@ -807,3 +807,12 @@ def test_the_aws_endpoints_admit_the_writer_and_the_instances_on_https_only(prod
         if endpoint.inputs["vpcEndpointType"] == "Interface":
             assert endpoint.inputs["privateDnsEnabled"] is True, f"{endpoint.urn}: clients would still use the NAT"
             assert endpoint.inputs["securityGroupIds"] == [mock_id("aws-endpoints")], endpoint.urn
+
+
+def test_the_cost_model_counts_the_alarms_the_stack_declares(production):
+    """docs/production.md's CloudWatch line (from scripts/capacity) prices ALARMS alarms: keep it true."""
+    from tests.unit.test_capacity import capacity
+
+    mocks, _ = production
+    declared = sorted(alarm.name for alarm in mocks.of_type(ALARM))
+    assert len(declared) == capacity.ALARMS, f"scripts/capacity prices {capacity.ALARMS} alarms; declared {declared}"
