@@ -273,8 +273,8 @@ class AwsCloud(pulumi.ComponentResource):
             route_table_ids=[table.id for table in private_route_tables],
             tags={"Name": f"companynews-{args.stack}-s3"}, opts=child)
         self.endpoint_security_group = self.security_group(
-            "aws-endpoints", "Interface endpoints for ECR and CloudWatch Logs: HTTPS in from the writer tasks and instances",
-            self)
+            "aws-endpoints",
+            "Interface endpoints for ECR and CloudWatch Logs: HTTPS in from the writer tasks and instances", self)
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(
                 f"endpoint-{service.replace('.', '-')}", vpc_id=self.vpc.id,
