@@ -27,7 +27,8 @@ BAD_VALUES = {
     "staticMaxTasks": "101", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x",
     "domainName": "Example.COM", "hostedZoneId": "zone-1", "accessLogsBucket": "Bucket_Name",
     "logRetentionDays": "31", "alarmEmail": "ops-at-example.com", "healthCheckGraceSeconds": "100",
-    "appStopTimeoutSeconds": "600", "allowPlainHttp": "maybe", "albDeletionProtection": "off", "ecrKeepImages": "0", "cdn": "on",
+    "appStopTimeoutSeconds": "600", "allowPlainHttp": "maybe", "albDeletionProtection": "off",
+    "ecrKeepImages": "0", "cdn": "on",
     "cdnCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
     "cdnPriceClass": "PriceClass_50",
 }
