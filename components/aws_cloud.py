@@ -35,6 +35,9 @@ FARGATE_PLATFORM_VERSION = "1.4.0"
 # Interface endpoints the Fargate writer pulls its image and ships its logs through, so that its tasks need no
 # route to the internet (ECR keeps image layers in S3, reached through the gateway endpoint).
 INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs")
+# The container that opens a Fargate task's /tmp to the tier's uid before the tier starts (see service()).
+SCRATCH_INIT_CONTAINER = "scratch-permissions"
+SCRATCH_INIT_MEMORY_MB = 32
 # The ECS agent runs in the host's network namespace, one hop from the metadata service; nothing else on the
 # instance needs it. awsvpc tasks reach it through their own ENI whatever the hop limit, so
 # ECS_AWSVPC_BLOCK_IMDS below is what keeps them from the instance role: they use their task roles.
@@ -614,8 +617,28 @@ class AwsCloud(pulumi.ComponentResource):
                 "max-buffer-size": "25m",
             }},
         }
+        containers = [container]
         if spec.fargate:
-            task_cpu, task_memory = fargate_task_size(spec.cpu_units, spec.memory_mb)
+            # Fargate creates a bind-mount volume owned by root, mode 0755, unless the image declares a VOLUME at
+            # that path (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html), and the
+            # tier runs as its own uid: a first container, root but without any capability (root owns the
+            # directory, so chmod needs none), makes /tmp world-writable and sticky, as a tmpfs /tmp is, and exits;
+            # the tier's container starts only after it succeeded.
+            containers.insert(0, {
+                "name": SCRATCH_INIT_CONTAINER,
+                "image": spec.image,
+                "essential": False,
+                "user": "0:0",
+                "memory": SCRATCH_INIT_MEMORY_MB,
+                "entryPoint": ["chmod"],
+                "command": ["1777", "/tmp"],
+                "readonlyRootFilesystem": True,
+                "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": False},
+                "mountPoints": scratch_mounts,
+                "logConfiguration": container["logConfiguration"],
+            })
+            container["dependsOn"] = [{"containerName": SCRATCH_INIT_CONTAINER, "condition": "SUCCESS"}]
+            task_cpu, task_memory = fargate_task_size(spec.cpu_units, spec.memory_mb + SCRATCH_INIT_MEMORY_MB)
             platform = {"requires_compatibilities": ["FARGATE"], "cpu": str(task_cpu), "memory": str(task_memory),
                         "runtime_platform": aws.ecs.TaskDefinitionRuntimePlatformArgs(
                             operating_system_family="LINUX", cpu_architecture="X86_64")}
@@ -636,7 +659,7 @@ class AwsCloud(pulumi.ComponentResource):
             network_mode="awsvpc",
             execution_role_arn=execution_role.arn,
             task_role_arn=spec.task_role.arn if spec.task_role is not None else None,
-            container_definitions=pulumi.Output.json_dumps([container]),
+            container_definitions=pulumi.Output.json_dumps(containers),
             volumes=volumes,
             opts=self.options(parent),
             **platform)

@@ -62,7 +62,7 @@ def mock_id(name: str) -> str:
 
 def container(mocks: RecordingMocks, tier: str) -> dict:
     task = one(mocks, TASK_DEFINITION, f"{tier}-task")
-    (definition,) = json.loads(task.inputs["containerDefinitions"])
+    (definition,) = [c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == tier]
     return definition
 
 
@@ -350,6 +350,22 @@ def test_the_writer_runs_on_fargate_with_efs_support_and_the_static_tier_on_ec2(
     assert {"name": "scratch"} in task.inputs["volumes"], f"{task.urn} has no /tmp"
     static = one(mocks, TASK_DEFINITION, "static-task")
     assert static.inputs["requiresCompatibilities"] == ["EC2"], f"{static.urn}"
+
+
+def test_the_writers_tmp_is_opened_to_its_uid_before_it_starts(production):
+    """Fargate's bind mount is root-owned 0755; the app (uid 10001) writes /tmp/role and the JVM's temp there.
+    A capability-less first container chmods it 1777; the app container waits for it to succeed."""
+    mocks, _ = production
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    containers = {c["name"]: c for c in json.loads(task.inputs["containerDefinitions"])}
+    init = containers["scratch-permissions"]
+    assert (init["entryPoint"], init["command"]) == (["chmod"], ["1777", "/tmp"]), init
+    assert init["essential"] is False and init["linuxParameters"]["capabilities"] == {"drop": ["ALL"]}, init
+    assert init["readonlyRootFilesystem"] is True, init
+    assert init["mountPoints"] == [{"sourceVolume": "scratch", "containerPath": "/tmp", "readOnly": False}], init
+    assert containers["app"]["dependsOn"] == [{"containerName": "scratch-permissions", "condition": "SUCCESS"}]
+    static = json.loads(one(mocks, TASK_DEFINITION, "static-task").inputs["containerDefinitions"])
+    assert [c["name"] for c in static] == ["static"], "the EC2 tier has a tmpfs /tmp and needs no init container"
 
 
 @pytest.mark.parametrize("memory, size", [("768", ("1024", "2048")), ("2500", ("1024", "3072")),
