@@ -7,6 +7,7 @@ import pulumi
 from components.artifacts import ArtifactSource, prepare_artifacts
 from components.aws_cloud import AwsCloud, AwsCloudArgs
 from components.cdn import CdnOptions
+from components.dashboard import OperationsDashboard, OperationsDashboardArgs
 from components.docker_host import DockerHost, DockerHostArgs
 from components.jetty_app import JettyApp, JettyAppArgs
 from components.prevayler_volume import SharedPrevaylerVolume, SharedPrevaylerVolumeArgs
@@ -47,6 +48,7 @@ if common.platform == "aws":
     door_options = {"load_balancer": LoadBalancerDoor(
         certificate_arn=aws_settings.certificate_arn, domain_name=aws_settings.domain_name,
         hosted_zone_id=aws_settings.hosted_zone_id, access_logs_bucket=aws_settings.access_logs_bucket,
+        deletion_protection=aws_settings.alb_deletion_protection,
         cdn=CdnOptions(certificate_arn=aws_settings.cdn_certificate_arn, price_class=aws_settings.cdn_price_class)
         if aws_settings.cdn else None,
         firewall=WebFirewallOptions(mode=aws_settings.waf, post_rate_limit=aws_settings.waf_post_rate_limit)
@@ -81,11 +83,18 @@ proxy = ProxyTier("proxy", ProxyTierArgs(platform=platform, static_site=static_s
 # The output contract (docs/outputs.md); DNS tooling reads these names, so renaming one is a breaking change.
 pulumi.export("url", proxy.url)
 if common.platform == "aws":
+    dashboard = OperationsDashboard("operations", OperationsDashboardArgs(
+        cloud=platform, load_balancer_arn_suffix=proxy.load_balancer.arn_suffix,
+        target_groups={"static": static_site.backend.target_group.arn_suffix,
+                       "app": app.backend.target_group.arn_suffix},
+        services={"static": static_site.service.name, "app": app.service.name},
+        file_system_id=volume.file_system.id, distribution_id=proxy.distribution_id))
     pulumi.export("hostname", proxy.hostname)
     pulumi.export("alb_dns_name", proxy.dns_name)
     pulumi.export("alb_zone_id", proxy.zone_id)
     pulumi.export("dns_record", {"type": "ALIAS", "name": aws_settings.domain_name or None,
                                  "target": proxy.alias_target, "zone_id": proxy.alias_zone_id})
+    pulumi.export("dashboard_url", dashboard.url)
     if aws_settings.cdn:
         pulumi.export("cdn_domain_name", proxy.cdn_domain_name)
 else:

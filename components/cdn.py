@@ -1,4 +1,5 @@
-"""Cdn: a CloudFront distribution in front of the production load balancer (`cdn: true`).
+"""Cdn: a CloudFront distribution in front of the production load balancer (`cdn: true`), which is then
+internal and reached only through a CloudFront VPC origin.
 
 Static files are cached at the edge as long as the static tier allows, pages for one second; a page CloudFront
 holds is served stale while the load balancer answers 5xx (the single writer failing over). No cookie crosses
@@ -52,6 +53,9 @@ class CdnArgs:
     options: CdnOptions
     load_balancer: aws.lb.LoadBalancer
     origin_https: bool          # the load balancer has a certificate: its port 80 only redirects to 443
+    # The load balancer is internal, in the private subnets: CloudFront reaches it through a VPC origin, over
+    # AWS's network, never the internet (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/
+    # private-content-vpc-origins.html).
     domain_name: str            # "" when the site has no name of its own; needs options.certificate_arn
     web_acl_arn: pulumi.Input[str] | None = None    # a CLOUDFRONT-scope WAFv2 web ACL (components/web_firewall.py)
 
@@ -107,6 +111,22 @@ class Cdn(pulumi.ComponentResource):
             viewer_certificate = aws.cloudfront.DistributionViewerCertificateArgs(cloudfront_default_certificate=True)
             aliases = []
 
+        # The load balancer's listeners decide the protocol: with a certificate port 80 only redirects, so
+        # CloudFront must use 443 (TLS 1.2, the certificate checked against the forwarded Host); without one
+        # there is only port 80, plain HTTP inside the VPC (allowPlainHttp must say so).
+        vpc_origin = aws.cloudfront.VpcOrigin(
+            f"{name}-load-balancer",
+            vpc_origin_endpoint_config=aws.cloudfront.VpcOriginVpcOriginEndpointConfigArgs(
+                name=f"companynews-{args.cloud.args.stack}-load-balancer",
+                arn=args.load_balancer.arn,
+                http_port=80,
+                https_port=443,
+                origin_protocol_policy="https-only" if args.origin_https else "http-only",
+                origin_ssl_protocols=aws.cloudfront.VpcOriginVpcOriginEndpointConfigOriginSslProtocolsArgs(
+                    items=["TLSv1.2"], quantity=1),
+            ),
+            opts=child)
+
         self.distribution = aws.cloudfront.Distribution(
             name,
             comment=f"companynews {args.cloud.args.stack}: the load balancer, cached",
@@ -124,13 +144,8 @@ class Cdn(pulumi.ComponentResource):
                 domain_name=args.load_balancer.dns_name,
                 connection_attempts=ORIGIN_CONNECTION_ATTEMPTS,
                 connection_timeout=ORIGIN_CONNECTION_TIMEOUT_SECONDS,
-                custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
-                    http_port=80,
-                    https_port=443,
-                    # The load balancer's listeners decide: with a certificate port 80 only redirects, so
-                    # CloudFront must use 443; without one there is only port 80.
-                    origin_protocol_policy="https-only" if args.origin_https else "http-only",
-                    origin_ssl_protocols=["TLSv1.2"],
+                vpc_origin_config=aws.cloudfront.DistributionOriginVpcOriginConfigArgs(
+                    vpc_origin_id=vpc_origin.id,
                     origin_read_timeout=ORIGIN_READ_TIMEOUT_SECONDS,
                 ),
             )],

@@ -30,7 +30,7 @@ class JettyAppArgs:
     replicas: int               # validated in settings.py; the image's lock keeps it to one writer (aws: 1)
     memory_mb: int
     volume: SharedPrevaylerVolume
-    health_check_grace_seconds: int = 120   # aws: how long Jetty may take to start before health checks count
+    health_check_grace_seconds: int = 150   # aws: how long Jetty may take to start before health checks count
     stop_timeout_seconds: int = 60          # aws: time between SIGTERM and SIGKILL, to close the journal
 
 
@@ -89,6 +89,9 @@ class JettyApp(pulumi.ComponentResource):
             target_group,
             cloud.security_group("app-tasks", "Jetty task of the app tier: in from the load balancer only", self),
             constants.APP_PORT)
+        # On Fargate the task itself pulls its image and ships its logs: through the VPC's endpoints only, so a
+        # compromised Struts still has no route to the internet.
+        cloud.allow_aws_endpoints("app-tasks", self.backend.security_group, parent=self)
         # The task may mount and write this file system through this access point, and do nothing else.
         task_role = cloud.task_role("app", [volume.client_statement()], parent=self)
         file_system_policy = volume.admit_writer(task_role)
@@ -124,6 +127,10 @@ class JettyApp(pulumi.ComponentResource):
             # The entrypoint may first wait out a crashed writer's EFS lock lease (up to ~90 s), then Jetty starts.
             health_start_period_seconds=min(300, args.health_check_grace_seconds),
             tmpfs_size_mb=128,
+            # The writer runs on Fargate: when the server under it fails, AWS (not an ECS agent of ours) reports
+            # the task stopped, and the replacement needs no free slot on our instances
+            # (docs/single-writer.md, "Failure timeline on AWS").
+            fargate=True,
             depends_on=[*volume.mount_targets, file_system_policy],
         ), parent=self)
 

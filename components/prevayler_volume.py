@@ -57,7 +57,7 @@ class SharedPrevaylerVolume(pulumi.ComponentResource):
         mount_target_group = cloud.security_group(
             "data-mount-targets", "EFS mount targets of the Prevayler data: NFS in from its clients only", self)
         cloud.allow("data-nfs", source=self.client_security_group, target=mount_target_group, port=NFS_PORT,
-                    description="NFS (TLS inside) from the data's clients", parent=self)
+                    description="NFS (TLS inside) from the data clients", parent=self)
 
         self.file_system = aws.efs.FileSystem(
             "data",

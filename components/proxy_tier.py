@@ -1,8 +1,8 @@
 """ProxyTier: the front door — routes static paths to StaticSite, the rest to JettyApp.
 
 Docker: nginx, the only published port, with a password-protected stats page and a smoke check that fails
-the deploy if the door stays shut. AWS: an internet-facing application load balancer, HTTPS when a
-certificate is configured, with the alarms on what it sees, and CloudFront in front of it with `cdn`."""
+the deploy if the door stays shut. AWS: an application load balancer, HTTPS when a certificate is configured,
+with the alarms on what it sees; internet-facing, or with `cdn` internal behind CloudFront's VPC origin."""
 from __future__ import annotations
 
 import sys
@@ -31,6 +31,14 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 STATIC_RULE_PRIORITY = 10
 SLOW_RESPONSE_SECONDS = 1.0
 ERRORS_PER_FIVE_MINUTES = 10
+# The load balancer closes a connection idle this long (AWS's default, set here so it is stated once). Jetty's
+# own idle timeout must be longer, or the load balancer reuses a connection Jetty has just closed and answers
+# 502: docker/app sets Jetty's above this (issue 11), and docs/production.md says which value lives where.
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
+LOAD_BALANCER_IDLE_TIMEOUT_SECONDS = 60
+# With no healthy target at all, UnHealthyHostCount stays 0 (nothing is registered to be unhealthy); this
+# counts healthy ones. Longer than a writer deploy or failover (docs/single-writer.md), shorter than nothing.
+NO_HEALTHY_HOST_MINUTES = 5
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class LoadBalancerDoor:
     access_logs_bucket: str     # "" turns access logs off
     cdn: CdnOptions | None = None   # None: the load balancer is the front door itself
     firewall: WebFirewallOptions | None = None  # None: no AWS WAF web ACL (`waf: disabled`)
+    deletion_protection: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,15 +170,27 @@ class ProxyTier(pulumi.ComponentResource):
         static_backend: Backend = args.static_site.backend
         app_backend: Backend = args.app.backend
         https = bool(door.certificate_arn)
+        behind_cdn = door.cdn is not None
 
-        # The world reaches the load balancer, and only on the ports it listens on; it reaches the tasks.
         security_group = cloud.security_group(
-            "load-balancer", "The internet-facing load balancer: HTTP(S) in, the tiers' ports out", self)
-        cloud.allow_internet("load-balancer-http", target=security_group, port=80,
-                             description="HTTP from anywhere (redirected to HTTPS when it is on)", parent=self)
-        if https:
-            cloud.allow_internet("load-balancer-https", target=security_group, port=443,
-                                 description="HTTPS from anywhere", parent=self)
+            "load-balancer", "The load balancer: HTTP(S) in, the tier ports out", self)
+        if behind_cdn:
+            # Internal: no address outside the VPC reaches it. CloudFront's VPC origin reaches it through
+            # network interfaces CloudFront places in the load balancer's (private) subnets, so only those
+            # subnets may connect, and only on the one port CloudFront uses.
+            origin_port = 443 if https else 80
+            for index, cidr in enumerate(cloud.private_cidrs):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"load-balancer-from-cdn-{index}", security_group_id=security_group.id, cidr_ipv4=cidr,
+                    ip_protocol="tcp", from_port=origin_port, to_port=origin_port,
+                    description="CloudFront VPC origin interfaces in the private subnets", opts=child)
+        else:
+            # The world reaches the load balancer, and only on the ports it listens on; it reaches the tasks.
+            cloud.allow_internet("load-balancer-http", target=security_group, port=80,
+                                 description="HTTP from anywhere (redirected to HTTPS when it is on)", parent=self)
+            if https:
+                cloud.allow_internet("load-balancer-https", target=security_group, port=443,
+                                     description="HTTPS from anywhere", parent=self)
         for tier, backend in (("static", static_backend), ("app", app_backend)):
             cloud.allow(f"load-balancer-to-{tier}", source=security_group, target=backend.security_group,
                         port=backend.port, description=f"the load balancer to the {tier} tasks", parent=self)
@@ -177,9 +198,13 @@ class ProxyTier(pulumi.ComponentResource):
         load_balancer = aws.lb.LoadBalancer(
             "load-balancer",
             load_balancer_type="application",
-            internal=False,
-            subnets=cloud.public_subnet_ids,
+            internal=behind_cdn,
+            subnets=cloud.private_subnet_ids if behind_cdn else cloud.public_subnet_ids,
             security_groups=[security_group.id],
+            idle_timeout=LOAD_BALANCER_IDLE_TIMEOUT_SECONDS,
+            # Deleting it takes the site down and changes its DNS name: `destroy` or a replacement must be
+            # meant (albDeletionProtection false, applied first).
+            enable_deletion_protection=door.deletion_protection,
             # A header with characters outside the RFC's set is dropped, not passed on for Jetty to parse.
             drop_invalid_header_fields=True,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
@@ -221,6 +246,7 @@ class ProxyTier(pulumi.ComponentResource):
             WebFirewall("load-balancer-firewall", WebFirewallArgs(
                 cloud=cloud, options=door.firewall, scope="REGIONAL", load_balancer_arn=load_balancer.arn,
                 rate_limit_by_address=door.cdn is None), opts=pulumi.ResourceOptions(parent=self))
+        self.load_balancer = load_balancer
         self.dns_name = load_balancer.dns_name
         self.zone_id = load_balancer.zone_id
         # What the public reaches and what domainName's alias record points at: the load balancer, or with
@@ -234,10 +260,12 @@ class ProxyTier(pulumi.ComponentResource):
                                      web_acl_arn=cdn_firewall.arn if cdn_firewall else None),
                       opts=pulumi.ResourceOptions(parent=self))
             self.cdn_domain_name = cdn.domain_name
+            self.distribution_id = cdn.distribution.id
             self.alias_target, self.alias_zone_id = cdn.domain_name, cdn.hosted_zone_id
             scheme = "https"
         else:
             self.cdn_domain_name = None
+            self.distribution_id = None
             self.alias_target, self.alias_zone_id = load_balancer.dns_name, load_balancer.zone_id
             scheme = "https" if https else "http"
         if door.hosted_zone_id:
@@ -274,6 +302,14 @@ class ProxyTier(pulumi.ComponentResource):
             extended_statistic="p99", period=300, evaluation_periods=2, threshold=SLOW_RESPONSE_SECONDS,
             comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")
         for tier, backend in (("static", static_backend), ("app", app_backend)):
+            cloud.alarm(
+                f"{tier}-no-healthy-host", self,
+                alarm_description=f"no {tier} task has passed the load balancer's health check for "
+                                  f"{NO_HEALTHY_HOST_MINUTES} minutes",
+                namespace="AWS/ApplicationELB", metric_name="HealthyHostCount",
+                dimensions={**on_load_balancer, "TargetGroup": backend.target_group.arn_suffix},
+                statistic="Maximum", period=60, evaluation_periods=NO_HEALTHY_HOST_MINUTES, threshold=1,
+                comparison_operator="LessThanThreshold", treat_missing_data="breaching")
             cloud.alarm(
                 f"{tier}-unhealthy-hosts", self,
                 alarm_description=f"a {tier} task has failed the load balancer's health check for 3 minutes",

@@ -274,7 +274,16 @@ class AwsSettings:
     certificate_arn: str = setting(
         "certificateArn", default="", allowed="empty or an ACM certificate ARN in the stack's region",
         check=empty_or(ACM_CERTIFICATE_ARN),
-        description="ACM certificate for HTTPS on the load balancer; empty serves plain HTTP only.")
+        description="ACM certificate for HTTPS on the load balancer; empty serves plain HTTP only, which "
+                    "allowPlainHttp must then allow.")
+    allow_plain_http: bool = setting(
+        "allowPlainHttp", default=False, allowed="true or false",
+        description="Allow a stack without certificateArn: the load balancer then serves plain HTTP (with cdn, "
+                    "only the leg inside the VPC is plain). Refused together with certificateArn.")
+    alb_deletion_protection: bool = setting(
+        "albDeletionProtection", default=True, allowed="true or false",
+        description="Deletion protection on the load balancer: `pulumi destroy` and a replacement stop at it "
+                    "until this is set to false and applied.")
     domain_name: str = setting(
         "domainName", default="", allowed="empty or a lower-case DNS name", check=empty_or_hostname,
         description="Public name of the site; the dns_record output names it.")
@@ -292,8 +301,9 @@ class AwsSettings:
         "alarmEmail", default="", allowed="empty or an email address", check=empty_or(EMAIL),
         description="Where alarms are mailed (an SNS subscription to confirm); empty sends them nowhere.")
     health_check_grace_seconds: int = setting(
-        "healthCheckGraceSeconds", default=120, allowed="an integer from 30 to 300", check=between(30, 300),
-        description="Seconds a new app task has to start Jetty before failed health checks count.")
+        "healthCheckGraceSeconds", default=150, allowed="an integer from 120 to 300", check=between(120, 300),
+        description="Seconds a new app task has to win the writer lock and start Jetty before failed health "
+                    "checks count; at least the EFS lock lease (90 s) plus two healthy checks (docs/single-writer.md).")
     app_stop_timeout_seconds: int = setting(
         "appStopTimeoutSeconds", default=60, allowed="an integer from 10 to 120", check=between(10, 120),
         description="Seconds the app gets after SIGTERM to close its journal before it is killed.")
@@ -480,6 +490,13 @@ def _aws_problems(aws: dict[str, Any], common: dict[str, Any], provider_region: 
         if certificate_region != aws["region"]:
             problems.append(f"{NAMESPACE}:certificateArn = {aws['certificate_arn']!r}: it must be a certificate in "
                             f"region {aws['region']}, where the load balancer is (it is in {certificate_region})")
+    if "certificate_arn" in aws and "allow_plain_http" in aws:
+        if not aws["certificate_arn"] and not aws["allow_plain_http"]:
+            problems.append(f"{NAMESPACE}:certificateArn = '': it must be an ACM certificate ARN, or allowPlainHttp "
+                            f"must be true to serve the site over plain HTTP on purpose")
+        elif aws["certificate_arn"] and aws["allow_plain_http"]:
+            problems.append(f"{NAMESPACE}:allowPlainHttp = True: it must be false when certificateArn is set "
+                            f"(with a certificate, HTTP only redirects to HTTPS)")
     if aws.get("cdn_certificate_arn") and aws.get("cdn") is False:
         problems.append(f"{NAMESPACE}:cdnCertificateArn = {aws['cdn_certificate_arn']!r}: it must be empty unless cdn "
                         f"is true (only the CloudFront distribution uses it)")

