@@ -20,6 +20,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
+import pulumi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
@@ -41,8 +42,9 @@ _BACKOFF_FACTOR = 0.5
 _PARTIAL_PREFIX = ".partial-"
 
 
-class ArtifactError(Exception):
-    """An artifact could not be fetched, verified or unpacked; the message says which key, why, and the fix."""
+class ArtifactError(pulumi.RunError):
+    """An artifact could not be fetched, verified or unpacked; the message says which key, why, and the fix.
+    A pulumi.RunError, so that `pulumi up` prints this message alone, not a Python traceback."""
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ class JettyApp(pulumi.ComponentResource):
             # Jetty needs tens of seconds on a cold start; a standby is healthy at once.
             health_start_period="120s",
             tmpfs_size_mb=128,
+            # The writer's SIGTERM closes its journal; a replacement or `make down` waits for that.
+            stop_grace_seconds=30,
         ), parent=self)
 
     def _on_aws(self, cloud: AwsCloud, args: JettyAppArgs, image: pulumi.Output[str]) -> None:

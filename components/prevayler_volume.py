@@ -19,7 +19,6 @@ ACCESS_POINT_ROOT = "/companynews"
 @dataclass(frozen=True)
 class SharedPrevaylerVolumeArgs:
     platform: DockerHost | AwsCloud
-    purge_on_destroy: bool = False  # docker: false keeps the data through `pulumi destroy`; aws: always protected
 
 
 class SharedPrevaylerVolume(pulumi.ComponentResource):
@@ -43,8 +42,11 @@ class SharedPrevaylerVolume(pulumi.ComponentResource):
             "data",
             name=f"companynews-{stack}-data",
             labels=[docker.VolumeLabelArgs(label=constants.LABEL_STACK, value=stack)],
-            # Losing the journals loses every article, so destroy leaves the volume unless asked not to.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not args.purge_on_destroy),
+            # Losing the journals loses every article, so `pulumi destroy` always leaves the volume. Not a
+            # setting: the engine reads retain_on_delete from the state of the last `up` on destroy (the
+            # program does not run), so a config change before `make down` would not count. Deleting the
+            # data is `make purge` (scripts/stack), or `make down` with purgeDataOnDestroy read at that moment.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         self.volume_name = volume.name
 

@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import pulumi
+
 from components import constants
 
 NAMESPACE = "companynews"
@@ -38,8 +40,11 @@ def setting(key: str, *, default: Any = REQUIRED, allowed: str, check: Callable[
     return field(metadata={"rule": Rule(key, default, allowed, check, description, secret)}, repr=not secret)
 
 
-class SettingsError(ValueError):
-    """Every problem in the stack's configuration at once, each naming key, value and what is allowed."""
+class SettingsError(pulumi.RunError, ValueError):
+    """Every problem in the stack's configuration at once, each naming key, value and what is allowed.
+
+    A pulumi.RunError, which the Python language host prints as its message alone, without the traceback
+    it prints for any other exception (pulumi/errors.py, RunError; tests/replay prints it the same way)."""
 
     def __init__(self, stack: str, problems: list[str]):
         self.problems = problems
@@ -223,7 +228,7 @@ class DockerSettings:
         description="Subnet of the stack's Docker network; containers get fixed addresses in it.")
     purge_data_on_destroy: bool = setting(
         "purgeDataOnDestroy", default=False, allowed="true or false",
-        description="Delete the data volume on `pulumi destroy` (kept by default).")
+        description="`make down` also deletes the data volume (read when make down runs; `pulumi destroy` itself always keeps it, and `make purge` deletes it whatever this says).")
     proxy_network_mode: str = setting(
         "proxyNetworkMode", default="bridge", allowed=f"one of {', '.join(PROXY_NETWORK_MODES)}",
         check=lambda v: v in PROXY_NETWORK_MODES,

@@ -20,8 +20,10 @@ import sys
 import pulumi
 
 from components.settings import SettingsError, all_rules
-from tests.program import run_program, stack_config
-from tests.replay.engine import USER_STACKS, ReplayError, ReplayMocks, destroy
+import yaml
+
+from tests.program import REPO_ROOT, run_program, stack_config
+from tests.replay.engine import USER_STACKS, ReplayError, ReplayMocks, check_config_types, destroy
 
 
 def log(message: str) -> None:
@@ -42,6 +44,7 @@ def up(stack: str, overrides: dict[str, str], refresh: bool = False) -> tuple[di
     """Run the program against the stack's state; return its outputs and the plan it applied."""
     secret_keys = [rule.key for rule in all_rules() if rule.secret]
     config = stack_config(stack, overrides)
+    check_config_types(stack, config, yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text()).get("config") or {})
     engine = ReplayMocks(stack, log=log, refresh=refresh)
     exports = run_program(engine, stack, config, secret_keys=secret_keys)
     # Only a program that ran to its end deletes what it no longer declares, as with the engine.

@@ -149,6 +149,31 @@ def refuse_unknown(typ: str, inputs: dict[str, Any], implemented: set[str]) -> N
                           f"tests/replay/engine.py rather than letting them be ignored")
 
 
+def check_config_types(stack: str, config: dict[str, str], project_config: dict[str, Any]) -> None:
+    """What the engine does before the program runs: a value of a key Pulumi.yaml types must be of that type,
+    or it stops with its own message, naming the first such key only (pulumi/pulumi
+    sdk/go/common/workspace, ValidateStackConfigAndApplyProjectConfig: "Stack '%v' with configuration key
+    '%v' must be of type '%v'"). Arrays are JSON (`pulumi config set --path key[0] value` writes one)."""
+    def conforms(kind: str, text: str) -> bool:
+        try:
+            if kind == "integer":
+                return str(int(text)) == text.strip()
+            if kind == "boolean":
+                return text in ("true", "false")
+            if kind == "array":
+                return isinstance(json.loads(text), list)
+        except ValueError:
+            return False
+        return True
+
+    for key, schema in project_config.items():
+        full_key = key if ":" in key else f"companynews:{key}"
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        if kind and full_key in config and not conforms(kind, config[full_key]):
+            shown = f"array<{schema.get('items', {}).get('type', 'string')}>" if kind == "array" else kind
+            raise ReplayError(f"Stack '{stack}' with configuration key '{full_key}' must be of type '{shown}'")
+
+
 # --- state and plan -------------------------------------------------------------------------------------
 
 
