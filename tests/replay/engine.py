@@ -625,9 +625,11 @@ class ContainerProvider(Provider):
         started = time.monotonic()
         # ContainerStop with the grace period as its timeout: SIGTERM (the image's STOPSIGNAL), then SIGKILL.
         container.stop(timeout=grace)
+        stopped_after = time.monotonic() - started
+        exit_code = container.wait(timeout=60)["StatusCode"]
         container.remove(force=True)
-        self.log(f"container {resource.inputs['name']}: stopped in {time.monotonic() - started:.1f} s "
-                 f"(grace {grace} s) and removed")
+        self.log(f"container {resource.inputs['name']}: stopped in {stopped_after:.1f} s (grace {grace} s), "
+                 f"exit code {exit_code}, removed")
 
     def _network_options(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """networkMode bridge (pulumi-docker's default): one user-defined network; host: the host's own."""

@@ -94,8 +94,11 @@ class ReplayedStack:
         return dict(zip(("create", "update", "replace", "delete", "unchanged"), map(int, totals.groups())))
 
     def down(self, purge: bool = False) -> None:
+        """`python -m tests.replay down`: delete what the stack's state holds; keeps its log in `self.log`."""
         command = [sys.executable, "-m", "tests.replay", "down", "--stack", self.name] + (["--purge"] if purge else [])
-        subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+        finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, f"replay down failed:\n{finished.stderr[-4000:]}"
+        self.plan, self.log = finished.stdout.strip().splitlines(), finished.stderr
 
     @property
     def url(self) -> str:
