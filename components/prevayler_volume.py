@@ -16,6 +16,11 @@ NFS_PORT = 2049
 ACCESS_POINT_ROOT = "/companynews"
 
 
+def docker_volume_name(stack: str) -> str:
+    """The training data volume's name; scripts/stack deletes it by this name on purge."""
+    return f"companynews-{stack}-data"
+
+
 @dataclass(frozen=True)
 class SharedPrevaylerVolumeArgs:
     platform: DockerHost | AwsCloud
@@ -40,7 +45,7 @@ class SharedPrevaylerVolume(pulumi.ComponentResource):
         stack = host.args.stack
         volume = docker.Volume(
             "data",
-            name=f"companynews-{stack}-data",
+            name=docker_volume_name(stack),
             labels=[docker.VolumeLabelArgs(label=constants.LABEL_STACK, value=stack)],
             # Losing the journals loses every article, so `pulumi destroy` always leaves the volume. Not a
             # setting: the engine reads retain_on_delete from the state of the last `up` on destroy (the
