@@ -239,6 +239,19 @@ class Plan:
                         + f"; {self.unchanged} unchanged"]
 
 
+def deletion_order(resources) -> list[ResourceState]:
+    """Every resource after all that depend on it (by the dependencies the state recorded), as the engine
+    orders deletes; creation order alone is not enough once a failed update left resources out of it."""
+    remaining = list(resources)
+    ordered = []
+    while remaining:
+        depended_on = {dependency for resource in remaining for dependency in resource.dependencies}
+        free = [resource for resource in remaining if resource.urn not in depended_on] or remaining[-1:]
+        ordered += free
+        remaining = [resource for resource in remaining if resource not in free]
+    return ordered
+
+
 # --- the monitor: what the engine would know of each registration ---------------------------------------
 
 
@@ -323,6 +336,8 @@ class ReplayMocks(pulumi.runtime.Mocks):
             else:
                 self.plan.unchanged += 1
             self.state.resources.pop(urn, None)
+            # Adopted again (a retained volume): no longer something only a purge may remove.
+            self.state.retained = [kept for kept in self.state.retained if kept["id"] != resource_id]
             self.state.resources[urn] = ResourceState(
                 urn=urn, type=args.typ, id=resource_id, inputs=inputs, outputs=outputs,
                 retain_on_delete=registration.retain_on_delete, dependencies=list(registration.dependencies))
@@ -363,10 +378,10 @@ class ReplayMocks(pulumi.runtime.Mocks):
 
     def delete_undeclared(self) -> None:
         """After a program that ran to its end: what the state holds and the program no longer declares goes,
-        dependents before what they depend on (reverse creation order)."""
-        for urn in reversed(list(self.state.resources)):
-            if urn not in self.declared:
-                self.delete(self.state.resources[urn])
+        dependents before what they depend on."""
+        for resource in deletion_order(self.state.resources.values()):
+            if resource.urn not in self.declared:
+                self.delete(resource)
 
     def delete(self, resource: ResourceState) -> None:
         provider = self.providers[resource.type]
@@ -420,7 +435,30 @@ class Provider:
         raise NotImplementedError
 
 
-class NetworkProvider(Provider):
+class DockerObjectProvider(Provider):
+    """Networks and volumes: found by the ID the state holds, removed when deleted."""
+
+    collection = ""     # "networks" or "volumes" of the Docker client
+
+    def live(self, resource: ResourceState):
+        try:
+            return getattr(self.client, self.collection).get(resource.id)
+        except docker.errors.NotFound:
+            return None
+
+    def read(self, resource):
+        return resource if self.live(resource) is not None else None
+
+    def delete(self, resource):
+        found = self.live(resource)
+        if found is not None:
+            found.remove()
+            self.log(f"{self.collection[:-1]} {found.name}: removed")
+
+
+class NetworkProvider(DockerObjectProvider):
+    collection = "networks"
+
     def create(self, inputs):
         refuse_unknown("Network", inputs, {"name", "driver", "ipamConfigs", "labels"})
         name = inputs["name"]
@@ -435,22 +473,10 @@ class NetworkProvider(Provider):
         self.log(f"network {name}: created")
         return network.id, {"name": name}
 
-    def read(self, resource):
-        try:
-            self.client.networks.get(resource.id)
-        except docker.errors.NotFound:
-            return None
-        return resource
 
-    def delete(self, resource):
-        try:
-            self.client.networks.get(resource.id).remove()
-            self.log(f"network {resource.inputs['name']}: removed")
-        except docker.errors.NotFound:
-            pass
+class VolumeProvider(DockerObjectProvider):
+    collection = "volumes"
 
-
-class VolumeProvider(Provider):
     def create(self, inputs):
         refuse_unknown("Volume", inputs, {"name", "labels"})
         # Docker's volume create answers with the existing volume of that name: a volume kept by an earlier
@@ -459,20 +485,6 @@ class VolumeProvider(Provider):
             inputs["name"], labels={item["label"]: item["value"] for item in inputs.get("labels", [])})
         self.log(f"volume {volume.name}: created (or adopted)")
         return volume.name, {"name": volume.name}
-
-    def read(self, resource):
-        try:
-            self.client.volumes.get(resource.id)
-        except docker.errors.NotFound:
-            return None
-        return resource
-
-    def delete(self, resource):
-        try:
-            self.client.volumes.get(resource.id).remove(force=True)
-            self.log(f"volume {resource.id}: removed")
-        except docker.errors.NotFound:
-            pass
 
 
 def context_digest(context: str, dockerfile: str) -> str:
@@ -680,8 +692,8 @@ def destroy(stack: str, *, purge: bool = False, log: Callable[[str], None] = pri
     recorded there (retain_on_delete as of the last `up`: the program does not run). With `purge`, also
     remove what was retained (the data volume), by the IDs the state recorded — never by a label."""
     engine = ReplayMocks(stack, log=log)
-    for urn in reversed(list(engine.state.resources)):
-        engine.delete(engine.state.resources[urn])
+    for resource in deletion_order(engine.state.resources.values()):
+        engine.delete(resource)
     if purge:
         for retained in list(engine.state.retained):
             if retained["type"] == VOLUME:

@@ -119,9 +119,9 @@ def test_refresh_recreates_a_container_stopped_by_hand(replayed_training):
 
 
 def test_fewer_replicas_delete_what_is_no_longer_declared(replayed_training):
-    replayed_training.up(appMemoryMb="640", proxyMemoryMb="320", appReplicas="1")
+    replayed_training.up(appMemoryMb="640", proxyMemoryMb="320", staticReplicas="1")
     deleted = [line for line in replayed_training.plan if line.startswith("- delete")]
-    assert len(deleted) == 1 and "app-1" in deleted[0], replayed_training.plan
-    assert [c.name.rsplit("-", 2)[-2:] for c in replayed_training.containers("app")] == [["app", "0"]]
+    assert len(deleted) == 1 and "static-1" in deleted[0], replayed_training.plan
+    assert [c.name.rsplit("-", 2)[-2:] for c in replayed_training.containers("static")] == [["static", "0"]]
     replayed_training.wait_until_serving()
     assert "written-before-down" in replayed_training.titles_listed()
