@@ -61,6 +61,7 @@ case "$1" in
   info) exit 0 ;;
   context) echo "${FAKE_DOCKER_CONTEXT_HOST:-unix:///var/run/docker.sock}" ;;
   volume) exit 0 ;;
+  pull) exit 0 ;;
 esac
 '''
 
@@ -131,6 +132,8 @@ def test_make_up_writes_no_tracked_file_and_no_secret_on_a_command_line(fresh_ch
     assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600
     up = [call["argv"] for call in calls if call["argv"][:1] == ["up"]]
     assert up == [["up", "--stack", "training", "--yes", "--refresh", "--non-interactive"]], up
+    docker_calls = (fake_tools.parent / "pulumi.log.docker").read_text()
+    assert "docker pull --quiet debian:bookworm-slim" in docker_calls, "make up must fetch the newest base image"
 
     again, calls_again = run_stack(fresh_checkout, fake_tools, "up")
     assert again.returncode == 0 and git_status(fresh_checkout) == ""
