@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -53,6 +54,16 @@ def go_duration(text: str) -> str:
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
+def local_image_id(reference: str) -> str:
+    """The ID of the image Docker has here under `reference`; '' when it has none (yet) or cannot say."""
+    try:
+        found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", reference],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
 @dataclass(frozen=True)
 class DockerHostArgs:
     stack: str
@@ -95,6 +106,10 @@ class DockerHost(pulumi.ComponentResource):
         super().__init__("companynews:index:DockerHost", name, None, opts)
         self.args = args
         self._hosts = list(ipaddress.IPv4Network(args.subnet).hosts())
+        # An image is rebuilt only when its inputs change (pulumi-docker's native Image diffs its inputs and
+        # the build context's digest: provider/provider.go, Check and Diff), so the base image's ID is one of
+        # them: a newer base (scripts/stack pulls it before each `make up`) rebuilds every image.
+        self.base_image_id = local_image_id(args.base_image)
         self.network = docker.Network(
             "network",
             name=f"companynews-{args.stack}",
@@ -117,7 +132,7 @@ class DockerHost(pulumi.ComponentResource):
             skip_push=True,
             build=docker.DockerBuildArgs(
                 context=str(context),
-                args={"BASE_IMAGE": self.args.base_image, **build_args},
+                args={"BASE_IMAGE": self.args.base_image, "BASE_IMAGE_ID": self.base_image_id, **build_args},
             ),
             opts=pulumi.ResourceOptions(parent=parent),
         )

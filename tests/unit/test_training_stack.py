@@ -302,3 +302,16 @@ def test_bad_artifact_is_refused_before_any_resource(tmp_path, local_artifacts, 
         run_program(mocks, "training", config, secret_keys=["statsPassword"])
     assert artifact in str(refused.value) and words in str(refused.value).lower(), str(refused.value)
     assert mocks.resources == [], f"declared before refusing: {[r.urn for r in mocks.resources]}"
+
+
+def test_images_are_built_against_the_base_image_s_id(training):
+    """A newer base image (`docker pull` of it) must rebuild the images: its ID is one of their inputs."""
+    from components.docker_host import local_image_id
+
+    mocks, _ = training
+    images = mocks.of_type("docker:index/image:Image")
+    assert images
+    for image in images:
+        args = image.inputs["build"]["args"]
+        assert args.get("BASE_IMAGE_ID") == local_image_id(args["BASE_IMAGE"]), f"{image.urn}: {args}"
+    assert local_image_id("companynews-no-such-image:never") == ""
