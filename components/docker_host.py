@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components import constants
@@ -137,6 +138,29 @@ class DockerHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=parent),
         )
 
+    def container_name(self, name: str) -> str:
+        return f"companynews-{self.args.stack}-{name}"
+
+    def stop_replicas_beyond(self, role: str, replicas: int, most: int, grace_seconds: int,
+                             parent: pulumi.Resource) -> command.local.Command:
+        """Stop `<role>-<replicas>` … `<role>-<most - 1>` (those that exist) whenever the count changes,
+        before the tier's containers and the proxy are touched.
+
+        The engine deletes what the program no longer declares last, after the new proxy's smoke check. When
+        the app writer is one of the replicas being dropped, the new proxy would forward only to standbys,
+        which wait for the writer's lock forever: the check, and the `up`, would fail. Stopped first (with
+        the grace period), the writer closes its journal and a kept replica takes the lock; the engine then
+        deletes the stopped containers."""
+        extra = [self.container_name(f"{role}-{index}") for index in range(replicas, most)]
+        return command.local.Command(
+            f"{role}-scale-down",
+            # Best effort: on a new stack, or when scaling up, none of them exists.
+            create=(f"docker stop --time {grace_seconds} {' '.join(extra)} >/dev/null 2>&1 || true"
+                    if extra else "true"),
+            triggers=[replicas],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
     def tier(self, role: str, replicas: int, port: int, template: ContainerSpec,
              parent: pulumi.Resource) -> tuple[list[docker.Container], list[str]]:
         """`replicas` containers `<role>-<index>` from `template`, each at its fixed address; returns them and
@@ -156,7 +180,7 @@ class DockerHost(pulumi.ComponentResource):
                              f"on the host's addresses itself (drop ports, or host_network)")
         return docker.Container(
             spec.name,
-            name=f"companynews-{self.args.stack}-{spec.name}",
+            name=self.container_name(spec.name),
             image=spec.image,
             user=spec.user,
             envs=list(spec.envs),

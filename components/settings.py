@@ -208,7 +208,8 @@ class DockerSettings:
     """Keys only the docker platform (training) reads."""
 
     app_replicas: int = setting(
-        "appReplicas", default=2, allowed="an integer from 1 to 5", check=between(1, 5),
+        "appReplicas", default=2, allowed=f"an integer from 1 to {constants.MAX_APP_REPLICAS}",
+        check=between(1, constants.MAX_APP_REPLICAS),
         description="App containers: one writer, the rest hot standbys.")
     http_port: int = setting(
         "httpPort", default=8080, allowed="an integer from 1 to 65535", check=between(1, 65535),

@@ -125,3 +125,18 @@ def test_fewer_replicas_delete_what_is_no_longer_declared(replayed_training):
     assert [c.name.rsplit("-", 2)[-2:] for c in replayed_training.containers("static")] == [["static", "0"]]
     replayed_training.wait_until_serving()
     assert "written-before-down" in replayed_training.titles_listed()
+
+
+def test_fewer_app_replicas_when_the_writer_is_dropped(replayed_training):
+    """The engine deletes dropped replicas last, after the new proxy's smoke check: the writer among them
+    must be stopped first, or the kept standbys never get its lock."""
+    writer = replayed_training.writer()
+    if writer.name.endswith("-app-0"):
+        writer.restart(timeout=30)      # app-1 takes the lock; app-0 comes back as its standby
+    assert replayed_training.writer().name.endswith("-app-1"), "could not make the last replica the writer"
+    assert replayed_training.post("before-scale-down").status_code == 302
+    replayed_training.up(appMemoryMb="640", proxyMemoryMb="320", staticReplicas="1", appReplicas="1")
+    assert any(line.startswith("- delete app-1") for line in replayed_training.plan), replayed_training.plan
+    assert replayed_training.writer().name.endswith("-app-0")
+    replayed_training.wait_until_serving()
+    assert "before-scale-down" in replayed_training.titles_listed()

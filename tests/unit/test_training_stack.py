@@ -174,7 +174,7 @@ def test_stats_password_reaches_the_proxy_only_as_a_secret(training):
 
 def test_smoke_check_waits_for_read_action_through_the_front_door(training):
     mocks, _ = training
-    (smoke,) = mocks.of_type("command:local:Command")
+    (smoke,) = [command for command in mocks.of_type("command:local:Command") if "smoke-check" in command.urn]
     assert "http://127.0.0.1:8080/Read.action" in smoke.inputs["create"], smoke.inputs["create"]
     assert "--timeout" in smoke.inputs["create"], "the smoke check must be bounded"
 
@@ -315,3 +315,11 @@ def test_images_are_built_against_the_base_image_s_id(training):
         args = image.inputs["build"]["args"]
         assert args.get("BASE_IMAGE_ID") == local_image_id(args["BASE_IMAGE"]), f"{image.urn}: {args}"
     assert local_image_id("companynews-no-such-image:never") == ""
+
+
+def test_scale_down_stops_dropped_app_replicas_before_the_tier_changes(training):
+    mocks, _ = training
+    (scale_down,) = [c for c in mocks.of_type("command:local:Command") if "app-scale-down" in c.urn]
+    names = [f"companynews-training-app-{index}" for index in range(2, constants.MAX_APP_REPLICAS)]
+    assert scale_down.inputs["create"].startswith(f"docker stop --time 30 {' '.join(names)} "), scale_down.inputs
+    assert scale_down.inputs["triggers"] == [2], "it must run again whenever appReplicas changes"
