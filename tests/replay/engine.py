@@ -356,9 +356,11 @@ class ReplayMocks(pulumi.runtime.Mocks):
                         or key in registration.replace_on_changes or "*" in registration.replace_on_changes)
         if forced:
             # Delete first, then create: a container name, a network name and a volume name can exist once.
-            # What depends on a replaced network or volume goes first, as the engine's delete-before-replace
-            # does; it is created again when the program registers it.
-            self._delete_dependents(old.urn)
+            # What depends on a replaced network or volume goes first (its containers name them in their
+            # inputs, so the engine's delete-before-replace replaces them too); it is created again when the
+            # program registers it. A replaced container or command leaves its dependents alone.
+            if isinstance(provider, DockerObjectProvider):
+                self._delete_dependents(old.urn)
             provider.delete(old)
             resource_id, outputs = provider.create(inputs)
             return resource_id, outputs, "replace", ", ".join(forced)
