@@ -7,7 +7,7 @@ STACK ?= training
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 PASSPHRASE_FILE := $(CURDIR)/.pulumi-state/passphrase
 
-.PHONY: venv up down preview test base-image bench bench-tools
+.PHONY: venv up down preview purge test base-image bench bench-tools
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,28 +21,22 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
 	touch $@
 
-# Bring the training stack up on the local Docker host.
+# Bring the training stack up on the local Docker host; preview it; take it down (the data stays); purge it
+# (the data goes). scripts/stack does every step: the Pulumi CLI (installed into .tools/pulumi/ when
+# missing), the local state and passphrase, the stack's own settings in .pulumi-state/project/ (outside
+# git), its secrets (never on a command line). docs/lifecycle.md says what each does to containers and data.
 up: venv
-	@command -v docker >/dev/null || { echo "missing: the docker CLI (https://docs.docker.com/engine/install/)"; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "missing: a running Docker engine (docker info fails)"; exit 1; }
-	@command -v pulumi >/dev/null || { echo "missing: the Pulumi CLI (https://www.pulumi.com/docs/install/)"; exit 1; }
-	@mkdir -p .pulumi-state
-	@if [ -z "$${PULUMI_CONFIG_PASSPHRASE:-}$${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] && [ ! -f $(PASSPHRASE_FILE) ]; then \
-	  $(VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))' > $(PASSPHRASE_FILE); \
-	  chmod 600 $(PASSPHRASE_FILE); echo "generated a stack passphrase in $(PASSPHRASE_FILE)"; fi
-	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
-	  pulumi stack select --create $(STACK) --secrets-provider passphrase && \
-	  { pulumi config get companynews:statsPassword >/dev/null 2>&1 || \
-	    pulumi config set --secret companynews:statsPassword "$$($(VENV)/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; } && \
-	  pulumi up --stack $(STACK) --yes && pulumi stack output --stack $(STACK) --json
-
-down: venv
-	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
-	  pulumi destroy --stack $(STACK) --yes
+	@$(VENV)/bin/python scripts/stack up --stack $(STACK)
 
 preview: venv
-	@export PULUMI_CONFIG_PASSPHRASE_FILE=$${PULUMI_CONFIG_PASSPHRASE_FILE:-$(PASSPHRASE_FILE)}; \
-	  pulumi preview --stack $(STACK)
+	@$(VENV)/bin/python scripts/stack preview --stack $(STACK)
+
+down: venv
+	@$(VENV)/bin/python scripts/stack down --stack $(STACK)
+
+# Asks first; `make purge YES=1` does not.
+purge: venv
+	@$(VENV)/bin/python scripts/stack purge --stack $(STACK) $(if $(YES),--yes)
 
 # Unit tests (mock runtime), container tests and replay tests (real Docker). Needs a Docker engine and
 # the local base image (scripts/base-image); `bash .ci/run` sets both up on a bare machine.

@@ -41,7 +41,6 @@ if common.platform == "aws":
         min_instances=aws_settings.min_instances, max_instances=aws_settings.max_instances,
         log_retention_days=aws_settings.log_retention_days, ecr_keep_images=aws_settings.ecr_keep_images,
         alarm_email=aws_settings.alarm_email, base_image=common.base_image, process_limit=common.process_limit))
-    volume_options = {}
     static_options = {"min_replicas": aws_settings.static_min_tasks, "max_replicas": aws_settings.static_max_tasks}
     app_options = {"replicas": 1, "health_check_grace_seconds": aws_settings.health_check_grace_seconds,
                    "stop_timeout_seconds": aws_settings.app_stop_timeout_seconds}
@@ -58,7 +57,6 @@ else:
     platform = DockerHost("docker-host", DockerHostArgs(
         stack=settings.stack, subnet=docker_settings.docker_subnet, base_image=common.base_image,
         process_limit=common.process_limit))
-    volume_options = {"purge_on_destroy": docker_settings.purge_data_on_destroy}
     static_options = {}
     app_options = {"replicas": docker_settings.app_replicas}
     door_options = {"nginx": NginxDoor(
@@ -70,7 +68,7 @@ else:
         microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb,
         network_mode=docker_settings.proxy_network_mode)}
 
-volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(platform=platform, **volume_options))
+volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(platform=platform))
 static_site = StaticSite("static", StaticSiteArgs(
     platform=platform, image_dir=IMAGES_DIR / "static", site_dir=artifacts.static_dir,
     context_dir=contexts_dir / "static", replicas=common.static_replicas, memory_mb=common.static_memory_mb,

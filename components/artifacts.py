@@ -20,6 +20,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
+import pulumi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
@@ -41,8 +42,9 @@ _BACKOFF_FACTOR = 0.5
 _PARTIAL_PREFIX = ".partial-"
 
 
-class ArtifactError(Exception):
-    """An artifact could not be fetched, verified or unpacked; the message says which key, why, and the fix."""
+class ArtifactError(pulumi.RunError):
+    """An artifact could not be fetched, verified or unpacked; the message says which key, why, and the fix.
+    A pulumi.RunError, so that `pulumi up` prints this message alone, not a Python traceback."""
 
 
 @dataclass(frozen=True)
@@ -428,20 +430,49 @@ def prepare_artifacts(war: ArtifactSource, static: ArtifactSource, cache_dir: Pa
     return PreparedArtifacts(war=war_path, static_dir=static_dir)
 
 
+def _tree_digest(sources: dict[str, Path]) -> str:
+    """sha256 over every file's place, mode and bytes: equal exactly when a copy of `sources` would be."""
+    digest = hashlib.sha256()
+    for relative, source in sorted(sources.items()):
+        files = [source] if source.is_file() else sorted(path for path in source.rglob("*") if path.is_file())
+        for path in files:
+            place = relative if path == source else f"{relative}/{path.relative_to(source).as_posix()}"
+            digest.update(f"{place}\0{stat.S_IMODE(path.stat().st_mode):o}\0".encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+                    digest.update(chunk)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def stage_build_context(image_dir: Path, dest: Path, extras: dict[str, Path]) -> Path:
-    """Copy an image folder from docker/ to `dest` and add artifacts to it.
+    """Copy an image folder from docker/ and its artifacts into a build context named by its content,
+    `<dest>-<digest>`, and return that folder.
 
     `extras` maps a path inside the context (e.g. "companyNews.war" or "site") to a file or folder. The
-    folder under docker/ stays pristine, so a fetched artifact can never be committed by accident.
+    folder under docker/ stays pristine, so a fetched artifact can never be committed by accident. A context
+    once staged is never written again: staging the same content reuses it (so `pulumi preview` cannot
+    rewrite the folder a running `pulumi up` is building from), and other content gets a folder of its own.
     """
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(image_dir, dest)
-    for relative, source in extras.items():
-        target = dest / relative
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return dest
+    final = dest.parent / f"{dest.name}-{_tree_digest({'.': image_dir, **extras})[:16]}"
+    if final.is_dir():
+        return final
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=_PARTIAL_PREFIX))
+    try:
+        staging.chmod(0o755)
+        shutil.copytree(image_dir, staging, dirs_exist_ok=True)
+        for relative, source in extras.items():
+            target = staging / relative
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        os.rename(staging, final)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if final.is_dir():      # a concurrent run staged the same content first
+            return final
+        raise
+    return final

@@ -30,6 +30,9 @@ STATIC_PATH_PREFIXES = ("/styles/", "/images/")
 STATIC_HEALTH_PATH = "/healthz"     # docker/static/nginx.conf answers it
 APP_HEALTH_PATH = "/"               # companyNews' front page, 200 once Jetty has deployed the war
 
+# The most app replicas a training stack may run (appReplicas); scale-down stops the ones above the new count.
+MAX_APP_REPLICAS = 5
+
 LABEL_STACK = "companynews.stack"
 LABEL_ROLE = "companynews.role"
 ROLES = ("static", "app", "proxy")

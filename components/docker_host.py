@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components import constants
@@ -19,6 +21,48 @@ PROXY_HOST_NUMBER = 10
 FIRST_APP_HOST_NUMBER = 20
 FIRST_STATIC_HOST_NUMBER = 40
 HEALTHCHECK_COMMAND = ["CMD", "/usr/local/bin/healthcheck"]
+# Inputs the provider would "update" in place without effect: its update (kreuzwerker
+# terraform-provider-docker internal/provider/resource_docker_container_funcs.go, commit
+# 1f7249d6fcb5395f8d3ad2f30976761a54f79d50, resourceDockerContainerUpdate) applies only restart, cpu and
+# memory limits, and tmpfs and healthcheck are not ForceNew (resource_docker_container.go, commit
+# 042f771a818e9d4b8c37fa2993a37b38b3822cab). A memory change must restart the container too: the JVM sizes
+# its heap from the limit it starts under. So a change to any of these replaces the container.
+REPLACE_ON_CHANGES = ["memory", "memorySwap", "tmpfs", "healthcheck"]
+# The json-file driver's options are ForceNew and Docker merges the daemon's default log-opts into them, so
+# on a host whose daemon.json sets any, every `up` would replace every container. The local driver rotates
+# by itself (100 MB per container, compressed: docs.docker.com/engine/logging/drivers/local) and needs none.
+LOG_DRIVER = "local"
+GO_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def go_duration(text: str) -> str:
+    """A whole-second duration ('120s', '2m') written as Go's time.Duration.String() writes it ('2m0s'): the
+    provider reads the health check back in that form, and any other spelling is a diff on every preview."""
+    seconds, number = 0, ""
+    for character in text:
+        if character.isdigit():
+            number += character
+        elif character in GO_DURATION_UNITS and number:
+            seconds, number = seconds + int(number) * GO_DURATION_UNITS[character], ""
+        else:
+            raise ValueError(f"duration {text!r}: whole h, m and s only, e.g. 90s or 1m30s")
+    if number:
+        raise ValueError(f"duration {text!r} lacks a unit (h, m or s)")
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{rest}s"
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def local_image_id(reference: str) -> str:
+    """The ID of the image Docker has here under `reference`; '' when it has none (yet) or cannot say."""
+    try:
+        found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", reference],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return found.stdout.strip() if found.returncode == 0 else ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +89,9 @@ class ContainerSpec:
     mounts: Sequence[docker.ContainerMountArgs] = ()
     health_start_period: str = "10s"
     tmpfs_size_mb: int = 64
+    # Seconds between docker stop's SIGTERM and its SIGKILL when the container is replaced or destroyed
+    # (destroy_grace_seconds): the writer closes its journal, nginx flushes its buffered logs.
+    stop_grace_seconds: int = 10
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     # The host's network namespace instead of the stack's network: no published ports (the container
     # listens on host addresses itself), and no Docker userland proxy in front of it.
@@ -60,6 +107,10 @@ class DockerHost(pulumi.ComponentResource):
         super().__init__("companynews:index:DockerHost", name, None, opts)
         self.args = args
         self._hosts = list(ipaddress.IPv4Network(args.subnet).hosts())
+        # An image is rebuilt only when its inputs change (pulumi-docker's native Image diffs its inputs and
+        # the build context's digest: provider/provider.go, Check and Diff), so the base image's ID is one of
+        # them: a newer base (scripts/stack pulls it before each `make up`) rebuilds every image.
+        self.base_image_id = local_image_id(args.base_image)
         self.network = docker.Network(
             "network",
             name=f"companynews-{args.stack}",
@@ -82,8 +133,31 @@ class DockerHost(pulumi.ComponentResource):
             skip_push=True,
             build=docker.DockerBuildArgs(
                 context=str(context),
-                args={"BASE_IMAGE": self.args.base_image, **build_args},
+                args={"BASE_IMAGE": self.args.base_image, "BASE_IMAGE_ID": self.base_image_id, **build_args},
             ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+    def container_name(self, name: str) -> str:
+        return f"companynews-{self.args.stack}-{name}"
+
+    def stop_replicas_beyond(self, role: str, replicas: int, most: int, grace_seconds: int,
+                             parent: pulumi.Resource) -> command.local.Command:
+        """Stop `<role>-<replicas>` … `<role>-<most - 1>` (those that exist) whenever the count changes,
+        before the tier's containers and the proxy are touched.
+
+        The engine deletes what the program no longer declares last, after the new proxy's smoke check. When
+        the app writer is one of the replicas being dropped, the new proxy would forward only to standbys,
+        which wait for the writer's lock forever: the check, and the `up`, would fail. Stopped first (with
+        the grace period), the writer closes its journal and a kept replica takes the lock; the engine then
+        deletes the stopped containers."""
+        extra = [self.container_name(f"{role}-{index}") for index in range(replicas, most)]
+        return command.local.Command(
+            f"{role}-scale-down",
+            # Best effort: on a new stack, or when scaling up, none of them exists.
+            create=(f"docker stop --time {grace_seconds} {' '.join(extra)} >/dev/null 2>&1 || true"
+                    if extra else "true"),
+            triggers=[replicas],
             opts=pulumi.ResourceOptions(parent=parent),
         )
 
@@ -106,7 +180,7 @@ class DockerHost(pulumi.ComponentResource):
                              f"on the host's addresses itself (drop ports, or host_network)")
         return docker.Container(
             spec.name,
-            name=f"companynews-{self.args.stack}-{spec.name}",
+            name=self.container_name(spec.name),
             image=spec.image,
             user=spec.user,
             envs=list(spec.envs),
@@ -117,8 +191,8 @@ class DockerHost(pulumi.ComponentResource):
                 name=self.network.name, ipv4_address=spec.address, aliases=[spec.alias])],
             restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=HEALTHCHECK_COMMAND, interval="5s", timeout="3s", retries=3,
-                start_period=spec.health_start_period),
+                tests=HEALTHCHECK_COMMAND, interval=go_duration("5s"), timeout=go_duration("3s"), retries=3,
+                start_period=go_duration(spec.health_start_period)),
             labels=[
                 docker.ContainerLabelArgs(label=constants.LABEL_STACK, value=self.args.stack),
                 docker.ContainerLabelArgs(label=constants.LABEL_ROLE, value=spec.role),
@@ -133,7 +207,8 @@ class DockerHost(pulumi.ComponentResource):
             # docker.Container has no pids-limit input; RLIMIT_NPROC bounds the processes of the user instead.
             ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=self.args.process_limit,
                                                 hard=self.args.process_limit)],
-            log_driver="json-file",
-            log_opts={"max-size": "10m", "max-file": "3"},
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(spec.depends_on)),
+            log_driver=LOG_DRIVER,
+            destroy_grace_seconds=spec.stop_grace_seconds,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(spec.depends_on),
+                                        replace_on_changes=REPLACE_ON_CHANGES),
         )

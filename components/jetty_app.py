@@ -19,6 +19,8 @@ APP_CPU_UNITS = 1024
 # Container Insights publishes once a minute; a deploy (stop, then start) keeps the count at 0 for about
 # two or three minutes, so only a longer gap pages anyone.
 NO_WRITER_ALARM_MINUTES = 5
+# docker: the writer's SIGTERM closes its journal; a replacement, a scale-down or `make down` waits for that.
+APP_STOP_GRACE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class JettyApp(pulumi.ComponentResource):
             self.register_outputs({"service_name": self.service.name})
 
     def _on_docker(self, host: DockerHost, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
+        scale_down = host.stop_replicas_beyond("app", args.replicas, constants.MAX_APP_REPLICAS,
+                                               APP_STOP_GRACE_SECONDS, parent=self)
         self.containers, self.servers = host.tier("app", args.replicas, constants.APP_PORT, ContainerSpec(
             name="app",
             role="app",
@@ -68,6 +72,8 @@ class JettyApp(pulumi.ComponentResource):
             # Jetty needs tens of seconds on a cold start; a standby is healthy at once.
             health_start_period="120s",
             tmpfs_size_mb=128,
+            stop_grace_seconds=APP_STOP_GRACE_SECONDS,
+            depends_on=[scale_down],
         ), parent=self)
 
     def _on_aws(self, cloud: AwsCloud, args: JettyAppArgs, image: pulumi.Output[str]) -> None:

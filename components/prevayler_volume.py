@@ -16,10 +16,14 @@ NFS_PORT = 2049
 ACCESS_POINT_ROOT = "/companynews"
 
 
+def docker_volume_name(stack: str) -> str:
+    """The training data volume's name; scripts/stack deletes it by this name on purge."""
+    return f"companynews-{stack}-data"
+
+
 @dataclass(frozen=True)
 class SharedPrevaylerVolumeArgs:
     platform: DockerHost | AwsCloud
-    purge_on_destroy: bool = False  # docker: false keeps the data through `pulumi destroy`; aws: always protected
 
 
 class SharedPrevaylerVolume(pulumi.ComponentResource):
@@ -41,10 +45,13 @@ class SharedPrevaylerVolume(pulumi.ComponentResource):
         stack = host.args.stack
         volume = docker.Volume(
             "data",
-            name=f"companynews-{stack}-data",
+            name=docker_volume_name(stack),
             labels=[docker.VolumeLabelArgs(label=constants.LABEL_STACK, value=stack)],
-            # Losing the journals loses every article, so destroy leaves the volume unless asked not to.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not args.purge_on_destroy),
+            # Losing the journals loses every article, so `pulumi destroy` always leaves the volume. Not a
+            # setting: the engine reads retain_on_delete from the state of the last `up` on destroy (the
+            # program does not run), so a config change before `make down` would not count. Deleting the
+            # data is `make purge` (scripts/stack), or `make down` with purgeDataOnDestroy read at that moment.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         self.volume_name = volume.name
 

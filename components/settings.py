@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import pulumi
+
 from components import constants
 
 NAMESPACE = "companynews"
@@ -38,8 +40,11 @@ def setting(key: str, *, default: Any = REQUIRED, allowed: str, check: Callable[
     return field(metadata={"rule": Rule(key, default, allowed, check, description, secret)}, repr=not secret)
 
 
-class SettingsError(ValueError):
-    """Every problem in the stack's configuration at once, each naming key, value and what is allowed."""
+class SettingsError(pulumi.RunError, ValueError):
+    """Every problem in the stack's configuration at once, each naming key, value and what is allowed.
+
+    A pulumi.RunError, which the Python language host prints as its message alone, without the traceback
+    it prints for any other exception (pulumi/errors.py, RunError; tests/replay prints it the same way)."""
 
     def __init__(self, stack: str, problems: list[str]):
         self.problems = problems
@@ -210,7 +215,8 @@ class DockerSettings:
     """Keys only the docker platform (training) reads."""
 
     app_replicas: int = setting(
-        "appReplicas", default=2, allowed="an integer from 1 to 5", check=between(1, 5),
+        "appReplicas", default=2, allowed=f"an integer from 1 to {constants.MAX_APP_REPLICAS}",
+        check=between(1, constants.MAX_APP_REPLICAS),
         description="App containers: one writer, the rest hot standbys.")
     http_port: int = setting(
         "httpPort", default=8080, allowed="an integer from 1 to 65535", check=between(1, 65535),
@@ -230,7 +236,7 @@ class DockerSettings:
         description="Subnet of the stack's Docker network; containers get fixed addresses in it.")
     purge_data_on_destroy: bool = setting(
         "purgeDataOnDestroy", default=False, allowed="true or false",
-        description="Delete the data volume on `pulumi destroy` (kept by default).")
+        description="`make down` also deletes the data volume (read when make down runs; `pulumi destroy` itself always keeps it, and `make purge` deletes it whatever this says).")
     proxy_network_mode: str = setting(
         "proxyNetworkMode", default="bridge", allowed=f"one of {', '.join(PROXY_NETWORK_MODES)}",
         check=lambda v: v in PROXY_NETWORK_MODES,

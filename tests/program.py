@@ -56,7 +56,9 @@ def run_program(mocks: pulumi.runtime.Mocks, stack: str, config: Mapping[str, st
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config), secret_keys=[
         key if ":" in key else f"{PROJECT}:{key}" for key in secret_keys])
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
+    # Mocks that model the engine (tests/replay/engine.py) bring a monitor that also sees resource options.
+    monitor = mocks.monitor() if hasattr(mocks, "monitor") else None
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     exports: dict[str, Any] = {}
 
     @pulumi.runtime.test

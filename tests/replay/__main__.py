@@ -1,21 +1,29 @@
-"""python -m tests.replay up|down --stack NAME [--set KEY=VALUE ...] [--purge]
+"""python -m tests.replay up|down --stack NAME [--set KEY=VALUE ...] [--refresh] [--purge] [--i-mean-it]
 
-`up` applies the Pulumi program to the local Docker engine and prints the stack outputs as one JSON
-object on the last line of stdout (what `pulumi stack output --json` prints). Running it again replaces
-the stack's containers, reusing its network and data volume: one environment, never two.
-`down` removes what `up` made; the data volume only with --purge.
+`up` applies the Pulumi program to the local Docker engine as `pulumi up` would: against the stack's state
+(`.replay/<stack>/state.json`) it creates, leaves alone, updates in place, replaces, or deletes what the
+program no longer declares, prints that plan, and prints the stack outputs as one JSON object on the last
+line of stdout (what `pulumi stack output --json` prints). `--refresh` first reads every resource back from
+Docker, as `pulumi up --refresh` does: a container removed or stopped by hand is created again.
+`down` deletes what the state holds (`pulumi destroy`); the data volume stays, as the program retains it.
+`down --purge` also removes the data volume the state recorded (what `make purge` does).
+
+The stacks `training` and `production` belong to people; the replay touches them only with --i-mean-it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import secrets
 import sys
 
+import pulumi
+
 from components.settings import SettingsError, all_rules
-from tests.program import run_program, stack_config
-from tests.replay.engine import ReplayError, ReplayMocks, remove_stack
+import yaml
+
+from tests.program import REPO_ROOT, run_program, stack_config
+from tests.replay.engine import USER_STACKS, ReplayError, ReplayMocks, check_config_types, destroy
 
 
 def log(message: str) -> None:
@@ -32,17 +40,16 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def up(stack: str, overrides: dict[str, str]) -> dict:
+def up(stack: str, overrides: dict[str, str], refresh: bool = False) -> tuple[dict, list[str]]:
+    """Run the program against the stack's state; return its outputs and the plan it applied."""
     secret_keys = [rule.key for rule in all_rules() if rule.secret]
-    for key in secret_keys:
-        if key not in overrides:
-            # What `make up` does on first use: a random secret, since the stack file's is encrypted.
-            overrides[key] = secrets.token_urlsafe(18)
-            log(f"{key} not given: generated a random one for this run")
     config = stack_config(stack, overrides)
-    # Nothing stale survives a second `up`: the containers are replaced, the data volume is kept.
-    remove_stack(stack, purge=False, log=log)
-    return run_program(ReplayMocks(log=log), stack, config, secret_keys=secret_keys)
+    check_config_types(stack, config, yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text()).get("config") or {})
+    engine = ReplayMocks(stack, log=log, refresh=refresh)
+    exports = run_program(engine, stack, config, secret_keys=secret_keys)
+    # Only a program that ran to its end deletes what it no longer declares, as with the engine.
+    engine.delete_undeclared()
+    return exports, engine.plan.lines()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,17 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--stack", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--refresh", action="store_true", help="with up: read every resource back first")
     parser.add_argument("--purge", action="store_true", help="with down: also delete the data volume")
+    parser.add_argument("--i-mean-it", action="store_true",
+                        help=f"allow the stacks {' and '.join(USER_STACKS)}, which are people's own")
     args = parser.parse_args(argv)
+    if args.stack in USER_STACKS and not args.i_mean_it:
+        print(f"replay: stack {args.stack!r} is a person's own stack (make up); the replay will not touch it. "
+              f"Use a stack name of your own, or add --i-mean-it.", file=sys.stderr)
+        return 2
     os.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     try:
         if args.action == "down":
-            remove_stack(args.stack, purge=args.purge, log=log)
+            for line in destroy(args.stack, purge=args.purge, log=log).lines():
+                print(line)
             return 0
-        exports = up(args.stack, parse_overrides(args.overrides))
-    except (SettingsError, ReplayError) as error:
-        print(f"replay: {error}", file=sys.stderr)
+        exports, plan = up(args.stack, parse_overrides(args.overrides), refresh=args.refresh)
+    except (SettingsError, ReplayError, pulumi.RunError) as error:
+        # One message, as the Pulumi CLI prints a RunError: no traceback.
+        print(f"replay: error: {error}", file=sys.stderr)
         return 1
+    for line in plan:
+        print(line)
     print(json.dumps(exports, sort_keys=True))
     return 0
 

@@ -1,7 +1,14 @@
-"""Drive a replayed stack from tests: `python -m tests.replay up/down`, its containers, its front door."""
+"""Drive a replayed stack from tests: `python -m tests.replay up/down`, its containers, its front door.
+
+Every test module gets a stack of its own (`for_module`): name, container names, labels, data volume, host
+ports and subnet all derived from the module's name, distinct from each other and from anything a person's
+`training` stack or `make bench` uses.
+"""
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +22,40 @@ from components import constants
 from tests.program import REPO_ROOT
 
 UP_TIMEOUT_SECONDS = 900
+REPLAY_TESTS_DIR = Path(__file__).resolve().parent
+# Test stacks take their front door and stats ports from here (slot n: FIRST_TEST_PORT + 2n and + 2n + 1),
+# and their subnet from TEST_SUBNETS. Nothing of a person's stack is in these ranges: `training` defaults to
+# 8080, 8404 and 172.30.81.0/24 (Pulumi.yaml), `make bench` takes 18380-18382, 18704 and 172.30.84.0/24.
+FIRST_TEST_PORT = 19100
+TEST_SUBNETS = ipaddress.IPv4Network("172.30.128.0/18")
+TEST_STACK_PREFIX = "test-"
+
+
+def replay_test_modules() -> list[str]:
+    """Every replay test module, by name; a module's slot is its place in this list, so no two collide."""
+    return sorted(path.stem for path in REPLAY_TESTS_DIR.glob("test_*.py"))
+
+
+@dataclass(frozen=True)
+class ModuleStackPlacement:
+    name: str
+    http_port: int
+    stats_port: int
+    subnet: str
+
+    @classmethod
+    def of_module(cls, module_name: str) -> "ModuleStackPlacement":
+        stem = module_name.rsplit(".", 1)[-1]
+        modules = replay_test_modules()
+        if stem not in modules:
+            raise ValueError(f"{module_name}: test stacks are for modules tests/replay/test_*.py ({modules})")
+        slot = modules.index(stem)
+        subnet = list(TEST_SUBNETS.subnets(new_prefix=24))[slot]
+        name = TEST_STACK_PREFIX + re.sub(r"[^a-z0-9]+", "-", stem.removeprefix("test_").lower()).strip("-")
+        return cls(name, FIRST_TEST_PORT + 2 * slot, FIRST_TEST_PORT + 2 * slot + 1, str(subnet))
+
+    def overrides(self) -> dict[str, str]:
+        return {"httpPort": str(self.http_port), "statsPort": str(self.stats_port), "dockerSubnet": self.subnet}
 
 
 @dataclass
@@ -22,21 +63,42 @@ class ReplayedStack:
     name: str
     overrides: dict[str, str]
     outputs: dict = field(default_factory=dict)
+    plan: list[str] = field(default_factory=list)   # what the last up printed: `+ create ...`, the totals
+    log: str = ""                                   # the last up's stderr
 
-    def up(self, **extra: str) -> dict:
+    @classmethod
+    def for_module(cls, module_name: str, overrides: dict[str, str]) -> "ReplayedStack":
+        """The module's own stack: its name, ports and subnet (ModuleStackPlacement) over `overrides`."""
+        placement = ModuleStackPlacement.of_module(module_name)
+        return cls(placement.name, {**overrides, **placement.overrides()})
+
+    def up(self, *flags: str, **extra: str) -> dict:
+        """`python -m tests.replay up` with the stack's settings, `extra` over them, and `flags` such as
+        --refresh; keeps the plan it printed in `self.plan`."""
         settings = [f"{key}={value}" for key, value in {**self.overrides, **extra}.items()]
-        command = [sys.executable, "-m", "tests.replay", "up", "--stack", self.name]
+        command = [sys.executable, "-m", "tests.replay", "up", "--stack", self.name, *flags]
         for setting in settings:
             command += ["--set", setting]
         finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
                                   timeout=UP_TIMEOUT_SECONDS)
         assert finished.returncode == 0, f"replay up failed:\n{finished.stderr[-4000:]}"
-        self.outputs = json.loads(finished.stdout.strip().splitlines()[-1])
+        lines = finished.stdout.strip().splitlines()
+        self.outputs, self.plan, self.log = json.loads(lines[-1]), lines[:-1], finished.stderr
         return self.outputs
 
+    def changes(self) -> dict[str, int]:
+        """The last up's totals: {'create': n, 'update': n, 'replace': n, 'delete': n, 'unchanged': n}."""
+        totals = re.search(r"(\d+) to create, (\d+) to update, (\d+) to replace, (\d+) to delete; (\d+) unchanged",
+                           self.plan[-1])
+        assert totals, f"no totals in the plan: {self.plan}"
+        return dict(zip(("create", "update", "replace", "delete", "unchanged"), map(int, totals.groups())))
+
     def down(self, purge: bool = False) -> None:
+        """`python -m tests.replay down`: delete what the stack's state holds; keeps its log in `self.log`."""
         command = [sys.executable, "-m", "tests.replay", "down", "--stack", self.name] + (["--purge"] if purge else [])
-        subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
+        finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, f"replay down failed:\n{finished.stderr[-4000:]}"
+        self.plan, self.log = finished.stdout.strip().splitlines(), finished.stderr
 
     @property
     def url(self) -> str:

@@ -11,18 +11,17 @@ import time
 import pytest
 import requests
 
-from tests.replay.stack import ReplayedStack, artifact_overrides
+from tests.replay.stack import ModuleStackPlacement, ReplayedStack, artifact_overrides
 
-HTTP_PORT = 18280
+HTTP_PORT = ModuleStackPlacement.of_module(__name__).http_port
 SLOW_CLIENT_LIMIT_SECONDS = 25  # nginx cuts a stalled request after ~10 s; give it room, stay bounded
 
 
 @pytest.fixture(scope="module")
 def stack(docker_client, base_image, standin_war, static_zip):
-    replayed = ReplayedStack("abuse", {
+    replayed = ReplayedStack.for_module(__name__, {
         **artifact_overrides(standin_war, static_zip, base_image),
-        "httpPort": str(HTTP_PORT), "statsPort": "18604", "statsPassword": "abuse-stats-password",
-        "dockerSubnet": "172.30.83.0/24", "appReplicas": "1",
+        "statsPassword": "abuse-stats-password", "appReplicas": "1",
         "postRatePerMinute": "6", "postBurst": "3",
     })
     replayed.down(purge=True)

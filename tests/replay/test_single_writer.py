@@ -23,10 +23,9 @@ READ_PROBE_MAX_REQUESTS = 3000
 
 @pytest.fixture(scope="module")
 def stack(docker_client, base_image, standin_war, static_zip):
-    replayed = ReplayedStack("failover", {
+    replayed = ReplayedStack.for_module(__name__, {
         **artifact_overrides(standin_war, static_zip, base_image),
-        "httpPort": "18180", "statsPort": "18504", "statsPassword": "failover-stats-password",
-        "dockerSubnet": "172.30.82.0/24", "postRatePerMinute": "100000", "postBurst": "10000",
+        "statsPassword": "failover-stats-password", "postRatePerMinute": "100000", "postBurst": "10000",
     })
     replayed.down(purge=True)
     replayed.up()

@@ -29,7 +29,7 @@ def test_only_the_front_door_is_reachable_from_the_host(replayed_training):
         ports = container.attrs["HostConfig"]["PortBindings"] or {}
         if ports:
             published[container.name] = ports
-    assert list(published) == ["companynews-training-proxy"], f"published ports: {published}"
+    assert list(published) == [f"companynews-{replayed_training.name}-proxy"], f"published ports: {published}"
 
 
 def test_stats_page_needs_the_password(replayed_training):
@@ -67,7 +67,8 @@ def test_up_twice_leaves_one_environment(replayed_training):
 def test_down_leaves_no_container_and_keeps_data_unless_purged(replayed_training, docker_client):
     replayed_training.down()
     assert replayed_training.containers() == []
-    assert docker_client.volumes.list(filters={"label": "companynews.stack=training"}), "down removed the data"
+    own_volumes = {"label": f"companynews.stack={replayed_training.name}"}
+    assert docker_client.volumes.list(filters=own_volumes), "down removed the data"
     replayed_training.down(purge=True)
-    assert not docker_client.volumes.list(filters={"label": "companynews.stack=training"}), "purge kept the data"
+    assert not docker_client.volumes.list(filters=own_volumes), "purge kept the data"
     replayed_training.up()  # leave it up for the module fixture's own teardown

@@ -564,3 +564,23 @@ def test_any_unsafe_member_is_refused_and_nothing_is_written(names, unsafe, data
 
         assert source.key in str(error.value) and source.url in str(error.value)
         assert sorted(root.rglob("*")) == [archive], f"{unsafe!r} was refused but something was written"
+
+
+def test_build_context_is_staged_once_per_content(tmp_path):
+    from components.artifacts import stage_build_context
+
+    image_dir = tmp_path / "docker" / "app"
+    image_dir.mkdir(parents=True)
+    (image_dir / "Dockerfile").write_text("FROM scratch\n")
+    war = tmp_path / "companyNews.war"
+    war.write_bytes(b"first release")
+    first = stage_build_context(image_dir, tmp_path / "contexts" / "app", {"companyNews.war": war})
+    assert (first / "companyNews.war").read_bytes() == b"first release"
+    (first / "marker").write_text("a running up builds from here")
+    # Staging the same content again (a preview) must not touch the folder an up may be building from.
+    assert stage_build_context(image_dir, tmp_path / "contexts" / "app", {"companyNews.war": war}) == first
+    assert (first / "marker").exists(), "the context was rewritten"
+    war.write_bytes(b"second release")
+    second = stage_build_context(image_dir, tmp_path / "contexts" / "app", {"companyNews.war": war})
+    assert second != first and (second / "companyNews.war").read_bytes() == b"second release"
+    assert (first / "companyNews.war").read_bytes() == b"first release", "the older context changed under its build"

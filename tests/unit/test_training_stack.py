@@ -174,7 +174,7 @@ def test_stats_password_reaches_the_proxy_only_as_a_secret(training):
 
 def test_smoke_check_waits_for_read_action_through_the_front_door(training):
     mocks, _ = training
-    (smoke,) = mocks.of_type("command:local:Command")
+    (smoke,) = [command for command in mocks.of_type("command:local:Command") if "smoke-check" in command.urn]
     assert "http://127.0.0.1:8080/Read.action" in smoke.inputs["create"], smoke.inputs["create"]
     assert "--timeout" in smoke.inputs["create"], "the smoke check must be bounded"
 
@@ -190,22 +190,66 @@ def test_outputs_contract(training):
     }
 
 
-def test_data_volume_is_kept_on_destroy_unless_purge_is_set(run_stack):
+def resource_options(run_stack, type_: str, **overrides) -> dict:
+    """name -> ResourceOptions of every resource of `type_`, as the engine would receive them."""
     import pulumi
 
-    def retained_flags(**overrides):
-        seen = {}
+    seen = {}
 
-        def record(args: pulumi.ResourceTransformationArgs):
-            if args.type_ == "docker:index/volume:Volume":
-                seen[args.name] = args.opts.retain_on_delete
-            return None
+    def record(args: pulumi.ResourceTransformationArgs):
+        if args.type_ == type_:
+            seen[args.name] = args.opts
+        return None
 
-        run_stack(transformations=[record], **overrides)
-        return seen
+    run_stack(transformations=[record], **overrides)
+    return seen
 
-    assert retained_flags() == {"data": True}, "the data volume must survive `pulumi destroy` by default"
-    assert retained_flags(purgeDataOnDestroy="true") == {"data": False}, "purgeDataOnDestroy must delete it"
+
+def test_data_volume_is_kept_on_destroy_whatever_the_config_says(run_stack):
+    # The engine reads retain_on_delete from the last up's state on destroy, so it must not follow a setting.
+    for overrides in ({}, {"purgeDataOnDestroy": "true"}):
+        retained = {name: opts.retain_on_delete
+                    for name, opts in resource_options(run_stack, "docker:index/volume:Volume", **overrides).items()}
+        assert retained == {"data": True}, f"with {overrides}: the data volume must survive `pulumi destroy`"
+
+
+def test_changes_the_provider_would_not_apply_replace_the_container(run_stack):
+    for name, opts in resource_options(run_stack, CONTAINER).items():
+        assert {"memory", "memorySwap", "tmpfs", "healthcheck"} <= set(opts.replace_on_changes or []), (
+            f"{name}: a memory, tmpfs or health-check change must replace it (the provider's update ignores "
+            f"them, and the JVM sizes its heap at start)")
+
+
+def test_every_container_stops_gracefully(training):
+    mocks, _ = training
+    for container in mocks.of_type(CONTAINER):
+        grace = container.inputs.get("destroyGraceSeconds") or 0
+        assert grace >= 5, f"{container.urn}: destroy_grace_seconds {grace}: it would be killed without a SIGTERM"
+    (writer_grace,) = {c.inputs["destroyGraceSeconds"] for c in mocks.of_type(CONTAINER) if "app-" in c.urn}
+    assert writer_grace >= 30, f"app containers get {writer_grace} s to close the journal"
+
+
+def test_container_inputs_read_back_unchanged(training):
+    """What the provider reads back must equal what is declared, or every preview shows an update (and with
+    replace_on_changes, a replacement): Go durations for the health check, no merged log options."""
+    from components.docker_host import go_duration
+
+    mocks, _ = training
+    for container in mocks.of_type(CONTAINER):
+        health = container.inputs["healthcheck"]
+        for key in ("interval", "timeout", "startPeriod"):
+            assert health[key] == go_duration(health[key]), f"{container.urn}: healthcheck {key} {health[key]!r}"
+        assert container.inputs.get("logDriver") == "local" and not container.inputs.get("logOpts"), (
+            f"{container.urn}: log options are replace-on-change and Docker merges the daemon's into them")
+
+
+def test_go_duration_spells_durations_as_go_does():
+    from components.docker_host import go_duration
+
+    assert [go_duration(text) for text in ("5s", "120s", "90s", "2m", "3600s", "1h30m")] == [
+        "5s", "2m0s", "1m30s", "2m0s", "1h0m0s", "1h30m0s"]
+    with pytest.raises(ValueError, match="1.5s"):
+        go_duration("1.5s")
 
 
 @pytest.mark.parametrize("key, value, words", [
@@ -258,3 +302,24 @@ def test_bad_artifact_is_refused_before_any_resource(tmp_path, local_artifacts, 
         run_program(mocks, "training", config, secret_keys=["statsPassword"])
     assert artifact in str(refused.value) and words in str(refused.value).lower(), str(refused.value)
     assert mocks.resources == [], f"declared before refusing: {[r.urn for r in mocks.resources]}"
+
+
+def test_images_are_built_against_the_base_image_s_id(training):
+    """A newer base image (`docker pull` of it) must rebuild the images: its ID is one of their inputs."""
+    from components.docker_host import local_image_id
+
+    mocks, _ = training
+    images = mocks.of_type("docker:index/image:Image")
+    assert images
+    for image in images:
+        args = image.inputs["build"]["args"]
+        assert args.get("BASE_IMAGE_ID") == local_image_id(args["BASE_IMAGE"]), f"{image.urn}: {args}"
+    assert local_image_id("companynews-no-such-image:never") == ""
+
+
+def test_scale_down_stops_dropped_app_replicas_before_the_tier_changes(training):
+    mocks, _ = training
+    (scale_down,) = [c for c in mocks.of_type("command:local:Command") if "app-scale-down" in c.urn]
+    names = [f"companynews-training-app-{index}" for index in range(2, constants.MAX_APP_REPLICAS)]
+    assert scale_down.inputs["create"].startswith(f"docker stop --time 30 {' '.join(names)} "), scale_down.inputs
+    assert scale_down.inputs["triggers"] == [2], "it must run again whenever appReplicas changes"
