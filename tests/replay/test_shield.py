@@ -20,8 +20,8 @@ def door_port(stack) -> int:
     return urlparse(stack.url).port
 
 
-def writer_log(stack) -> str:
-    return stack.writer().logs().decode(errors="replace")
+def log_of(container) -> str:
+    return container.logs().decode(errors="replace")
 
 
 def refusal_counts(stack) -> dict[str, int]:
@@ -39,12 +39,13 @@ def test_probe_refused_at_the_front_door_and_never_reaches_the_writer(replayed_t
     expected_count = counted_before + (1 if probe.counted_by_door else 0)
     assert refusal_counts(replayed_training)["total"] == expected_count, "the refusal was not counted"
     # A well-formed post is logged after anything the probe could have caused; wait for it.
-    receipts = writer_log(replayed_training).count(shield_probes.RECEIVED)
+    writer = replayed_training.writer()
+    receipts = log_of(writer).count(shield_probes.RECEIVED)
     assert replayed_training.post(f"sentinel-{uuid.uuid4().hex[:8]}").status_code == 302
     deadline = time.monotonic() + 5
-    while writer_log(replayed_training).count(shield_probes.RECEIVED) <= receipts and time.monotonic() < deadline:
+    while log_of(writer).count(shield_probes.RECEIVED) <= receipts and time.monotonic() < deadline:
         time.sleep(0.05)
-    leaked = shield_probes.unexpected_receipts(writer_log(replayed_training))
+    leaked = shield_probes.unexpected_receipts(log_of(writer))
     assert not leaked, f"{probe} reached the writer: {leaked}"
 
 
