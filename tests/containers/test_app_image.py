@@ -2,6 +2,7 @@
 sessions, journals that outlive the container, and a single writer per data volume with hot standbys."""
 from __future__ import annotations
 
+import http.client
 import re
 import time
 import uuid
@@ -289,3 +290,47 @@ def test_class_data_sharing_archive_matches_the_jvm(resources, app_image):
                               volumes={resources.volume("cds-data").name: {"bind": constants.DATA_PATH, "mode": "rw"}},
                               **HARDENING)
     wait_for_status(published_url(container, constants.APP_PORT), 200, timeout=60)
+
+
+# --- sessions and timeouts (docs/security.md, the shield) ------------------------------------------------
+
+# The ALB's idle timeout (AWS's default, which production sets explicitly), and a margin for a busy host.
+LOAD_BALANCER_IDLE_SECONDS = 60
+IDLE_MARGIN_SECONDS = 3
+
+
+def test_sessions_are_not_kept_between_requests(app_server):
+    """A cookieless flood opened one 30-minute session per request; now a session ends with its request,
+    so a client that sends its JSESSIONID back is given a new one, and nothing piles up in the heap."""
+    _container, url = app_server
+    first = requests.get(url, timeout=REQUEST_TIMEOUT)
+    session_id = first.cookies.get("JSESSIONID")
+    assert session_id, f"no session opened: {first.headers.get('Set-Cookie')}"
+    again = requests.get(url, cookies={"JSESSIONID": session_id}, timeout=REQUEST_TIMEOUT)
+    assert again.status_code == 200
+    assert again.cookies.get("JSESSIONID") not in (None, session_id), (
+        f"Jetty kept session {session_id} after its request: Set-Cookie {again.headers.get('Set-Cookie')}")
+
+
+def test_idle_connection_outlives_the_load_balancers_timeout(app_server):
+    """Jetty must not close a kept-alive connection that the ALB (60 s) or the front door (20 s) may still
+    reuse: the second request on a connection idle for longer than the ALB's timeout is answered."""
+    _container, url = app_server
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", "/")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close, "the first answer did not keep the connection"
+        time.sleep(LOAD_BALANCER_IDLE_SECONDS + IDLE_MARGIN_SECONDS)
+        try:
+            connection.request("GET", "/")
+            second = connection.getresponse()
+            second.read()
+        except (ConnectionError, http.client.HTTPException) as error:
+            pytest.fail(f"Jetty closed a connection idle for {LOAD_BALANCER_IDLE_SECONDS + IDLE_MARGIN_SECONDS} s "
+                        f"({error!r}): a load balancer reusing it would answer 502")
+        assert second.status == 200
+    finally:
+        connection.close()
