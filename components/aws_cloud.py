@@ -113,6 +113,7 @@ class TaskSpec:
     mount_points: Sequence[Mapping[str, Any]] = ()
     health_start_period_seconds: int = 10
     tmpfs_size_mb: int = 64
+    environment: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -430,6 +431,7 @@ class AwsCloud(pulumi.ComponentResource):
             "memory": spec.memory_mb,
             "cpu": spec.cpu_units,
             "portMappings": [{"containerPort": spec.backend.port, "protocol": "tcp"}],
+            "environment": [{"name": name, "value": value} for name, value in sorted(spec.environment.items())],
             "readonlyRootFilesystem": True,
             "privileged": False,
             "linuxParameters": {
