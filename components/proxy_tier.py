@@ -238,12 +238,44 @@ class ProxyTier(pulumi.ComponentResource):
                     evaluate_target_health=door.cdn is None)],
                 opts=child)
         self._alarms(cloud, load_balancer, static_backend, app_backend)
+        self.dashboard = self._dashboard(cloud, load_balancer, static_backend, app_backend, args)
 
         self.hostname = pulumi.Output.from_input(door.domain_name or self.alias_target)
         # Resolves once both services are steady and, with `cdn`, the distribution is deployed.
         self.url = pulumi.Output.all(
             self.hostname, args.static_site.service.id, args.app.service.id, self.alias_target,
         ).apply(lambda values: f"{scheme}://{values[0]}/")
+
+    def _dashboard(self, cloud: AwsCloud, load_balancer: aws.lb.LoadBalancer, static_backend: Backend,
+                   app_backend: Backend, args: ProxyTierArgs) -> aws.cloudwatch.Dashboard:
+        """`companynews-<stack>` in CloudWatch: what the alarms watch, on one page (`make status` links it)."""
+        region = cloud.args.region
+
+        def widget(position: int, title: str, metrics: list, stat: str) -> dict:
+            return {"type": "metric", "x": (position % 2) * 12, "y": (position // 2) * 6, "width": 12, "height": 6,
+                    "properties": {"title": title, "region": region, "stat": stat, "period": 60,
+                                   "view": "timeSeries", "metrics": metrics}}
+
+        lb = ["LoadBalancer", load_balancer.arn_suffix]
+        groups = [(tier, backend.target_group.arn_suffix) for tier, backend in
+                  (("app", app_backend), ("static", static_backend))]
+        services = [(tier, service.name) for tier, service in
+                    (("app", args.app.service), ("static", args.static_site.service))]
+        body = {"widgets": [
+            widget(0, "Requests", [["AWS/ApplicationELB", "RequestCount", *lb]], "Sum"),
+            widget(1, "5xx answers", [["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", *lb],
+                                      ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", *lb]], "Sum"),
+            widget(2, "Response time p99 (s)", [["AWS/ApplicationELB", "TargetResponseTime", *lb]], "p99"),
+            widget(3, "Healthy targets", [["AWS/ApplicationELB", "HealthyHostCount", "TargetGroup", group, *lb,
+                                           {"label": tier}] for tier, group in groups], "Minimum"),
+            widget(4, "Running tasks", [["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", cloud.cluster.name,
+                                         "ServiceName", name, {"label": tier}] for tier, name in services], "Minimum"),
+            widget(5, "Task CPU (%)", [["AWS/ECS", "CPUUtilization", "ClusterName", cloud.cluster.name,
+                                        "ServiceName", name, {"label": tier}] for tier, name in services], "Average"),
+        ]}
+        return aws.cloudwatch.Dashboard(
+            "dashboard", dashboard_name=f"companynews-{cloud.args.stack}",
+            dashboard_body=pulumi.Output.json_dumps(body), opts=cloud.options(self))
 
     def _alarms(self, cloud: AwsCloud, load_balancer: aws.lb.LoadBalancer, static_backend: Backend,
                 app_backend: Backend) -> None:

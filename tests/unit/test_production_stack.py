@@ -555,6 +555,22 @@ def test_alarms_mail_alarm_email_only_when_set(production, with_domain):
         assert alarm.inputs["alarmActions"] == [topic_arn] == alarm.inputs["okActions"], f"{alarm.urn} mails nobody"
 
 
+def test_dashboard_shows_what_the_alarms_watch(production):
+    mocks, _ = production
+    dashboard = one(mocks, "aws:cloudwatch/dashboard:Dashboard", "dashboard")
+    assert dashboard.inputs["dashboardName"] == "companynews-production", dashboard.inputs["dashboardName"]
+    metrics = [metric for widget in json.loads(dashboard.inputs["dashboardBody"])["widgets"]
+               for metric in widget["properties"]["metrics"]]
+    names = {(metric[0], metric[1]) for metric in metrics}
+    for wanted in (("AWS/ApplicationELB", "RequestCount"), ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
+                   ("AWS/ApplicationELB", "TargetResponseTime"), ("AWS/ApplicationELB", "HealthyHostCount"),
+                   ("ECS/ContainerInsights", "RunningTaskCount")):
+        assert wanted in names, f"the dashboard lacks {wanted}: {sorted(names)}"
+    assert all("app/load-balancer/0123456789abcdef" in metric for metric in metrics if metric[0] == "AWS/ApplicationELB")
+    services = {metric[metric.index("ServiceName") + 1] for metric in metrics if "ServiceName" in metric}
+    assert services == {"app-service", "static-service"}, services
+
+
 # --- placement, provider, outputs, settings -----------------------------------------------------------
 
 def test_every_aws_resource_and_lookup_uses_the_stack_region_provider(run_stack):
