@@ -89,3 +89,10 @@ def test_a_failover_shows_on_the_page_and_in_metrics(replayed_training):
         assert sample(samples, "companynews_data_free_bytes") > 0, "the writer's free space is missing"
     finally:
         old_writer.start()
+
+
+def test_the_writers_status_files_are_not_reachable_through_the_front_door(replayed_training):
+    # The front door reads them from the app (post gate, stats); a client must not.
+    for path in ("_companynews/status", "_companynews/accepting-posts"):
+        response = requests.get(replayed_training.url + path, timeout=10)
+        assert response.status_code == 404 and "role=" not in response.text, (path, response.status_code)
