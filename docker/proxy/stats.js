@@ -122,9 +122,10 @@ function fold(tiers) {
             fs.renameSync(STATS_DIR + '/' + name, FOLDING + '/' + name);
         }
     });
-    const totals = readJson(TOTALS, emptyTotals());
+    const kept = readJson(TOTALS, null);
+    const totals = kept || emptyTotals();   // written at the first fold, so `since` is when counting began
     const claimed = listDir(FOLDING).filter(name => totals.folded.indexOf(name) < 0);
-    if (claimed.length > 0) {
+    if (claimed.length > 0 || kept === null) {
         claimed.forEach(function (name) {
             accumulate(totals, fs.readFileSync(FOLDING + '/' + name, 'utf8'), tiers);
         });
@@ -259,6 +260,17 @@ function html(text) {
     return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+function size(kib) {
+    const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+    let value = Number(kib);
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return (value >= 100 ? Math.round(value) : Math.round(value * 10) / 10) + ' ' + units[unit];
+}
+
 function when(ms) {
     return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '-';
 }
@@ -277,9 +289,9 @@ function pageHtml(stats) {
         return [p.tier, p.server, state, counts.tries, counts.failures, when(counts.lastFailure)];
     });
     const w = stats.writer;
-    const disk = w ? [[Math.round(w.data_free_kib / 1024 * 10) / 10 + ' MiB', Math.round(w.data_size_kib / 1024 * 10) / 10 + ' MiB',
-                       Math.round(w.free_floor_kib / 1024 * 10) / 10 + ' MiB', w.accepting_posts, w.journal_blocked,
-                       when(w.last_journal_write * 1000)]] : [['no writer answers', '', '', 'no', '', '']];
+    const disk = w ? [[size(w.data_free_kib), size(w.data_size_kib), size(w.free_floor_kib), w.accepting_posts,
+                       w.journal_blocked, when(w.last_journal_write * 1000)]]
+                   : [['no writer answers', '', '', 'no', '', '']];
     const counted = (counts) => Object.keys(counts).sort().map(k => [k, counts[k]]);
     return '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>companyNews front door</title>' +
         '<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin-bottom:1.2em}' +
