@@ -2,10 +2,12 @@
 // libnginx-mod-http-js, njs 0.7.9).
 //
 // Why this way: open-source nginx keeps no per-upstream counters (only the commercial API does), and njs 0.7
-// has no shared memory between workers. So every proxied request writes one short line to a per-minute file
-// under /tmp/nginx/stats (nginx.conf, log_format stats), and a scrape folds the finished minutes into
-// totals.json and counts the current one: counters that survive worker restarts (not container restarts),
-// cost one tmpfs write per request, and need no process besides nginx. Whether a server is up is asked
+// has no shared memory between workers and no timers. So every request writes one short line to a buffered
+// log on the tmpfs (nginx.conf, log_format stats); every few seconds the container's health check renames it
+// to requests-<nanoseconds>.log, has nginx reopen its logs (SIGUSR1) and calls /fold, which adds the rotated
+// files to totals.json and deletes them. A scrape reads the totals plus what is not folded yet: counters that
+// survive worker restarts (not container restarts), a buffered write per 64 KB of requests, a few seconds of
+// lines on the tmpfs at most, and no process besides nginx. Whether a server is up is asked
 // live at each scrape: the app's writer serves its status file (docker/app/healthcheck), a standby does not
 // listen, and a static replica answers /healthz.
 import fs from 'fs';
@@ -15,6 +17,8 @@ const TOTALS = STATS_DIR + '/totals.json';
 const FOLDING = STATS_DIR + '/folding';          // exists while one scrape folds; it holds the claimed files
 const SERVERS = '/tmp/nginx/rendered/servers.json';  // {"app": [...], "static": [...]}, by proxy-entrypoint
 const STALE_FOLD_MS = 60000;                      // a fold older than this was cut short (its worker died)
+const LIVE_LOG = STATS_DIR + '/requests.log';     // what nginx writes now
+const REOPEN_MS = 3000;                           // a rotated file is complete once nginx has reopened its logs
 
 function emptyTotals() {
     return {requests: 0, status: {}, cache: {}, shield: {}, servers: {}, writer: '', writerSince: 0,
@@ -99,12 +103,12 @@ function accumulate(totals, text, tiers) {
     });
 }
 
-function currentMinuteFile() {
-    // $time_iso8601 in the container's zone, UTC: 2026-11-30T21:07:42+00:00 -> requests-2026-11-30T21:07.log
-    return 'requests-' + new Date().toISOString().slice(0, 16) + '.log';
+// requests-<nanoseconds since the epoch>.log, named by the health check when it rotated the file.
+function rotatedAt(name) {
+    return parseInt(name.slice('requests-'.length, -'.log'.length), 10) / 1e6;
 }
 
-// Folds the finished minutes into totals.json, unless another scrape is folding; never loses or doubles a line:
+// Folds the rotated files into totals.json, unless another scrape is folding; never loses or doubles a line:
 // files are claimed by moving them into FOLDING (mkdir is the lock), totals.json names the files it holds.
 function fold(tiers) {
     try {
@@ -116,9 +120,9 @@ function fold(tiers) {
         }
     }
     fs.writeFileSync(FOLDING + '/started.json', JSON.stringify(Date.now()));
-    const current = currentMinuteFile();
+    const now = Date.now();
     listDir(STATS_DIR).forEach(function (name) {
-        if (name < current) {
+        if (now - rotatedAt(name) > REOPEN_MS) {
             fs.renameSync(STATS_DIR + '/' + name, FOLDING + '/' + name);
         }
     });
@@ -154,6 +158,11 @@ function counters(tiers) {
     listDir(STATS_DIR).forEach(function (name) {
         accumulate(totals, fs.readFileSync(STATS_DIR + '/' + name, 'utf8'), tiers);
     });
+    try {
+        accumulate(totals, fs.readFileSync(LIVE_LOG, 'utf8'), tiers);
+    } catch (e) {
+        // not written yet
+    }
     return totals;
 }
 
@@ -191,12 +200,7 @@ async function probe(servers) {
 
 async function collect(r) {
     const servers = readJson(SERVERS, {app: [], static: []});
-    const tiers = {};
-    ['app', 'static'].forEach(function (tier) {
-        (servers[tier] || []).forEach(function (server) {
-            tiers[server] = tier;
-        });
-    });
+    const tiers = tiersOf(servers);
     const totals = counters(tiers);
     const probes = await probe(servers);
     const writer = probes.find(p => p.tier === 'app' && p.ok);
@@ -318,6 +322,25 @@ async function page(r) {
     r.return(200, pageHtml(stats));
 }
 
+function tiersOf(servers) {
+    const tiers = {};
+    ['app', 'static'].forEach(function (tier) {
+        (servers[tier] || []).forEach(function (server) {
+            tiers[server] = tier;
+        });
+    });
+    return tiers;
+}
+
+function foldNow(r) {
+    try {
+        fold(tiersOf(readJson(SERVERS, {app: [], static: []})));
+    } catch (e) {
+        ngx.log(ngx.WARN, 'stats: folding failed: ' + e);
+    }
+    r.return(204);
+}
+
 async function metrics(r) {
     const stats = await collect(r);
     r.headersOut['Content-Type'] = 'text/plain; version=0.0.4; charset=utf-8';
@@ -325,4 +348,4 @@ async function metrics(r) {
     r.return(200, metricsText(stats));
 }
 
-export default {page: page, metrics: metrics};
+export default {page: page, metrics: metrics, foldNow: foldNow};
