@@ -56,3 +56,25 @@ bench: bench-tools $(VENV)/.bench-installed
 bench-tools:
 	@command -v wrk >/dev/null || { echo "missing: wrk, the load generator (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "missing: a running Docker engine (docker info fails)"; exit 1; }
+
+# --- Operate a stack (scripts/operate; README "Operate"). STACK defaults to training. ---------------------
+.PHONY: status logs backup restore
+
+# Tiers, containers (health, writer/standby, address, uptime, restarts), URLs, data volume and free space;
+# for an aws stack its ECS services and targets (skipped without AWS credentials).
+status: venv
+	@$(VENV)/bin/python scripts/operate status $(STACK)
+
+# Follows every tier's log, or one: `make logs TIER=app`.
+logs: venv
+	@$(VENV)/bin/python scripts/operate logs $(STACK) $(if $(TIER),--tier $(TIER))
+
+# A consistent copy of the Prevayler folder to backups/<stack>-<time>.tar.gz, with its .sha256.
+backup: venv
+	@$(VENV)/bin/python scripts/operate backup $(STACK)
+
+# `make restore FILE=backups/<stack>-<time>.tar.gz [STACK=...] [FORCE=1]`: refuses a data volume that is
+# not empty unless FORCE=1.
+restore: venv
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<stack>-<time>.tar.gz [STACK=training] [FORCE=1]"; exit 2; }
+	@$(VENV)/bin/python scripts/operate restore $(STACK) "$(FILE)" $(if $(FORCE),--force)

@@ -75,7 +75,7 @@ static_site = StaticSite("static", StaticSiteArgs(
     **static_options))
 app = JettyApp("app", JettyAppArgs(
     platform=platform, image_dir=IMAGES_DIR / "app", war=artifacts.war, context_dir=contexts_dir / "app",
-    memory_mb=common.app_memory_mb, volume=volume, **app_options))
+    memory_mb=common.app_memory_mb, volume=volume, data_free_floor_kib=common.data_free_floor_kib, **app_options))
 proxy = ProxyTier("proxy", ProxyTierArgs(platform=platform, static_site=static_site, app=app, **door_options))
 
 # The output contract (docs/outputs.md); DNS tooling reads these names, so renaming one is a breaking change.

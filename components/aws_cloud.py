@@ -132,6 +132,7 @@ class TaskSpec:
     mount_points: Sequence[Mapping[str, Any]] = ()
     health_start_period_seconds: int = 10
     tmpfs_size_mb: int = 64
+    environment: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     # True: run on Fargate (the writer: no instance of ours, no agent, no slot to wait for); False: on the
     # cluster's EC2 capacity.
@@ -590,6 +591,7 @@ class AwsCloud(pulumi.ComponentResource):
             "memory": spec.memory_mb,
             "cpu": spec.cpu_units,
             "portMappings": [{"containerPort": spec.backend.port, "protocol": "tcp"}],
+            "environment": [{"name": name, "value": value} for name, value in sorted(spec.environment.items())],
             "readonlyRootFilesystem": True,
             "privileged": False,
             "linuxParameters": {

@@ -32,6 +32,7 @@ class JettyAppArgs:
     replicas: int               # validated in settings.py; the image's lock keeps it to one writer (aws: 1)
     memory_mb: int
     volume: SharedPrevaylerVolume
+    data_free_floor_kib: int = 0            # validated in settings.py; the image's health check reads it
     health_check_grace_seconds: int = 150   # aws: how long Jetty may take to start before health checks count
     stop_timeout_seconds: int = 60          # aws: time between SIGTERM and SIGKILL, to close the journal
 
@@ -67,6 +68,7 @@ class JettyApp(pulumi.ComponentResource):
             alias=constants.APP_ALIAS,
             user=f"{constants.APP_UID}:{constants.APP_GID}",
             memory_mb=args.memory_mb,
+            envs=[f"DATA_FREE_FLOOR_KIB={args.data_free_floor_kib}"],
             mounts=[docker.ContainerMountArgs(
                 type="volume", source=args.volume.volume_name, target=constants.DATA_PATH)],
             # Jetty needs tens of seconds on a cold start; a standby is healthy at once.
@@ -109,6 +111,7 @@ class JettyApp(pulumi.ComponentResource):
             memory_mb=args.memory_mb,
             cpu_units=APP_CPU_UNITS,
             backend=self.backend,
+            environment={"DATA_FREE_FLOOR_KIB": str(args.data_free_floor_kib)},
             security_groups=[volume.client_security_group.id],
             # Prevayler has a single writer: two JVMs on one journal silently lose posts. So one task, and a
             # deploy stops the old task before it starts the new one (never 2 running, 0 allowed meanwhile).

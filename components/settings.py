@@ -205,6 +205,11 @@ class CommonSettings:
     proxy_memory_mb: int = setting(
         "proxyMemoryMb", default=256, allowed="an integer from 64 to 8192", check=between(64, 8192),
         description="Memory limit of the proxy container (its cache lives in a tmpfs within it).")
+    data_free_floor_kib: int = setting(
+        "dataFreeFloorKib", default=65536, allowed="an integer from 0 to 104857600 (100 GiB)",
+        check=between(0, 100 * 1024 * 1024),
+        description="Free space (KiB) the data volume must keep: below it the writer turns unhealthy and the front "
+                    "door answers posts with 503 before a full journal blocks them (0: only a blocked journal).")
     process_limit: int = setting(
         "processLimit", default=1024, allowed="an integer from 64 to 32768", check=between(64, 32768),
         description="RLIMIT_NPROC of each container's user: most processes and threads it may run.")

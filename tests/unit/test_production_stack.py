@@ -606,8 +606,6 @@ def test_alarms_mail_alarm_email_only_when_set(production, with_domain):
         assert alarm.inputs["alarmActions"] == [topic_arn] == alarm.inputs["okActions"], f"{alarm.urn} mails nobody"
 
 
-# --- placement, provider, outputs, settings -----------------------------------------------------------
-
 def test_every_aws_resource_and_lookup_uses_the_stack_region_provider(run_stack):
     mocks, _ = run(run_stack, region="eu-west-1", **{"aws:region": "eu-west-1"})
     (provider,) = mocks.of_type("pulumi:providers:aws")

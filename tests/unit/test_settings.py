@@ -19,7 +19,7 @@ BAD_VALUES = {
     "staticUrl": "two words", "staticSha256": "G" * 64, "artifactMaxBytes": "12", "baseImage": "UPPER CASE",
     "staticReplicas": "0", "postRatePerMinute": "-1", "postBurst": "many", "postAllowCidrs": "10.0.0.0/33",
     "clientMaxBody": "1g", "microcacheSeconds": "5", "appMemoryMb": "128", "staticMemoryMb": "8",
-    "proxyMemoryMb": "1", "processLimit": "10", "appReplicas": "6", "httpPort": "65536",
+    "proxyMemoryMb": "1", "processLimit": "10", "dataFreeFloorKib": "-1", "appReplicas": "6", "httpPort": "65536",
     "bindAddress": "localhost", "statsPort": "0", "statsPassword": "short", "dockerSubnet": "10.0.0.0/8",
     "purgeDataOnDestroy": "yes", "proxyNetworkMode": "overlay",
     "region": "us-east", "azCount": "1", "vpcCidr": "10.40.0.0/24", "natPerAz": "sometimes",
