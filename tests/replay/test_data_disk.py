@@ -15,7 +15,7 @@ import requests
 from components import constants
 from tests.replay.stack import ReplayedStack, artifact_overrides
 
-STACK = "diskfull"
+STACK = "test-diskfull"
 DATA_VOLUME_BYTES = 512 * 1024
 FLOOR_KIB = 128
 BODY = "x" * 2000

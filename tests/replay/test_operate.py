@@ -18,7 +18,7 @@ from tests.program import REPO_ROOT
 from tests.replay.stack import ReplayedStack, artifact_overrides
 
 OPERATE = [sys.executable, str(REPO_ROOT / "scripts" / "operate")]
-BACKUP_STACK = "backup"
+BACKUP_STACK = "test-backup"
 ARTICLES = 25
 
 
