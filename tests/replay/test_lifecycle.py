@@ -134,6 +134,8 @@ def test_fewer_app_replicas_when_the_writer_is_dropped(replayed_training):
     if writer.name.endswith("-app-0"):
         writer.restart(timeout=30)      # app-1 takes the lock; app-0 comes back as its standby
     assert replayed_training.writer().name.endswith("-app-1"), "could not make the last replica the writer"
+    # The role file says writer once the lock is taken; Jetty listens about a second later.
+    replayed_training.wait_until_serving()
     assert replayed_training.post("before-scale-down").status_code == 302
     replayed_training.up(appMemoryMb="640", proxyMemoryMb="320", staticReplicas="1", appReplicas="1")
     assert any(line.startswith("- delete app-1") for line in replayed_training.plan), replayed_training.plan
