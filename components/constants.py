@@ -30,14 +30,6 @@ STATIC_PATH_PREFIXES = ("/styles/", "/images/")
 STATIC_HEALTH_PATH = "/healthz"     # docker/static/nginx.conf answers it
 APP_HEALTH_PATH = "/"               # companyNews' front page, 200 once Jetty has deployed the war
 
-# The app's target group on AWS, and the budget a release's hand-over must fit in: settings.py refuses a
-# healthCheckGraceSeconds shorter than it (docs/single-writer.md, "Release hand-over (production)").
-APP_DEREGISTRATION_DELAY_SECONDS = 30   # the old writer drains this long at most before ECS stops it
-APP_HEALTH_INTERVAL_SECONDS = 10
-APP_HEALTHY_THRESHOLD = 2
-APP_UNHEALTHY_THRESHOLD = 3
-JETTY_START_BUDGET_SECONDS = 30         # the real war's Struts start plus Prevayler's replay (an estimate)
-
 # The most app replicas a training stack may run (appReplicas); scale-down stops the ones above the new count.
 MAX_APP_REPLICAS = 5
 

@@ -16,18 +16,24 @@ from components.prevayler_volume import SharedPrevaylerVolume
 
 DATA_VOLUME = "prevayler-data"
 APP_CPU_UNITS = 1024
-# Container Insights publishes once a minute; a release keeps the count of serving writers at 0 for about two
-# minutes (docs/single-writer.md, "Release hand-over (production)"), so only a longer gap pages anyone.
+# Container Insights publishes once a minute; a deploy (stop, then start) keeps the count at 0 for about
+# two or three minutes, so only a longer gap pages anyone.
 NO_WRITER_ALARM_MINUTES = 5
-# A release on ECS: the replacement task may start while the old writer still drains and stops (maximumPercent
-# 200 lets two tasks run; minimumHealthyPercent 0 lets ECS stop the old one before the new one is healthy). The
-# new task waits on the EFS writer lock as a standby until the old JVM has exited, so there is never a second
-# writer whatever order ECS picks. minimumHealthyPercent 100 would keep the old writer serving until the new
-# task is healthy, but ECS counts a task behind a load balancer as healthy only once the target group reports
-# it healthy (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html), and a
-# standby does not listen: the deployment would stall until the circuit breaker rolled it back.
-APP_DEPLOYMENT_MAXIMUM_PERCENT = 200
+# A release (and the replacement of an unhealthy writer) stops the old task before it starts the new one. ECS
+# cannot hand over without a gap (docs/single-writer.md, "Release hand-over (production)"): with
+# minimumHealthyPercent 100 ECS keeps the old task until the new one passes the load balancer's check, which a
+# standby cannot (it listens only once it holds the lock), so every release would stall; and with
+# maximumPercent 200 ECS replaces an unhealthy task by starting the replacement first and stopping the unhealthy
+# one only once the replacement is healthy
+# (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html), so a hung writer
+# that still holds the lock would never be stopped. 100 / 0: stop, then start.
+APP_DEPLOYMENT_MAXIMUM_PERCENT = 100
 APP_DEPLOYMENT_MINIMUM_HEALTHY_PERCENT = 0
+# ECS stops a deregistered writer once its target is drained, at most this long after, so posts in flight
+# finish (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html).
+# Every second of it is write outage in a release: short, but long enough for a 3.5 MB /Read.action to a slow
+# reader.
+APP_DEREGISTRATION_DELAY_SECONDS = 30
 # docker: the writer's SIGTERM closes its journal; a replacement, a scale-down or `make down` waits for that.
 APP_STOP_GRACE_SECONDS = 30
 
@@ -96,15 +102,10 @@ class JettyApp(pulumi.ComponentResource):
             protocol="HTTP",
             target_type="ip",
             vpc_id=cloud.vpc.id,
-            # ECS stops the old writer once its target is drained (UNUSED): at most this long, and at once when no
-            # connection is left (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html).
-            # In-flight posts finish; the new task starts meanwhile, so the drain hides behind Fargate's start.
-            deregistration_delay=constants.APP_DEREGISTRATION_DELAY_SECONDS,
+            deregistration_delay=APP_DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True, protocol="HTTP", port="traffic-port", path=constants.APP_HEALTH_PATH,
-                matcher="200", interval=constants.APP_HEALTH_INTERVAL_SECONDS, timeout=5,
-                healthy_threshold=constants.APP_HEALTHY_THRESHOLD,
-                unhealthy_threshold=constants.APP_UNHEALTHY_THRESHOLD),
+                matcher="200", interval=10, timeout=5, healthy_threshold=2, unhealthy_threshold=3),
             opts=child)
         self.backend = Backend(
             target_group,
@@ -126,15 +127,14 @@ class JettyApp(pulumi.ComponentResource):
             backend=self.backend,
             environment={"DATA_FREE_FLOOR_KIB": str(args.data_free_floor_kib)},
             security_groups=[volume.client_security_group.id],
-            # Prevayler has a single writer: two JVMs on one journal silently lose posts. So one task; during a
-            # release a second one may run, as a standby behind the writer lock (APP_DEPLOYMENT_MAXIMUM_PERCENT).
+            # Prevayler has a single writer: two JVMs on one journal silently lose posts. So one task, and a
+            # deploy stops the old task before it starts the new one (never 2 running, 0 allowed meanwhile).
             desired_count=1,
             deployment_maximum_percent=APP_DEPLOYMENT_MAXIMUM_PERCENT,
             deployment_minimum_healthy_percent=APP_DEPLOYMENT_MINIMUM_HEALTHY_PERCENT,
             health_check_grace_seconds=args.health_check_grace_seconds,
             stop_timeout_seconds=args.stop_timeout_seconds,
-            # Rebalancing moves a task by starting one in another zone and stopping the first: for the writer, a
-            # hand-over (a write outage) for nothing.
+            # Rebalancing would start a second task in another zone before stopping the first.
             az_rebalancing=False,
             task_role=task_role,
             volumes=[aws.ecs.TaskDefinitionVolumeArgs(
@@ -147,8 +147,7 @@ class JettyApp(pulumi.ComponentResource):
                 ),
             )],
             mount_points=[{"sourceVolume": DATA_VOLUME, "containerPath": constants.DATA_PATH, "readOnly": False}],
-            # The entrypoint may first wait for the old writer's exit (a release) or a crashed writer's EFS lock
-            # lease (up to ~90 s), then Jetty starts; a waiting standby passes its container health check anyway.
+            # The entrypoint may first wait out a crashed writer's EFS lock lease (up to ~90 s), then Jetty starts.
             health_start_period_seconds=min(300, args.health_check_grace_seconds),
             tmpfs_size_mb=128,
             # The writer runs on Fargate: when the server under it fails, AWS (not an ECS agent of ours) reports

@@ -314,8 +314,7 @@ class AwsSettings:
     health_check_grace_seconds: int = setting(
         "healthCheckGraceSeconds", default=150, allowed="an integer from 120 to 300", check=between(120, 300),
         description="Seconds a new app task has to win the writer lock and start Jetty before failed health "
-                    "checks count; at least the EFS lock lease (90 s) plus two healthy checks, and at least "
-                    "appStopTimeoutSeconds + 80 for a release's hand-over (docs/single-writer.md).")
+                    "checks count; at least the EFS lock lease (90 s) plus two healthy checks (docs/single-writer.md).")
     app_stop_timeout_seconds: int = setting(
         "appStopTimeoutSeconds", default=60, allowed="an integer from 10 to 120", check=between(10, 120),
         description="Seconds the app gets after SIGTERM to close its journal before it is killed.")
@@ -472,14 +471,6 @@ def parse_settings(raw_config: Mapping[str, Any], stack: str) -> Settings:
     )
 
 
-def release_grace_floor(app_stop_timeout_seconds: int) -> int:
-    """The shortest healthCheckGraceSeconds a release's hand-over fits in (docs/single-writer.md, "Release
-    hand-over (production)"): ECS may start the new task as the old one begins to drain, so the new one may wait
-    out the drain and the stop timeout for the writer lock, then start Jetty and pass the healthy checks."""
-    return (constants.APP_DEREGISTRATION_DELAY_SECONDS + app_stop_timeout_seconds
-            + constants.JETTY_START_BUDGET_SECONDS + constants.APP_HEALTHY_THRESHOLD * constants.APP_HEALTH_INTERVAL_SECONDS)
-
-
 def _aws_problems(aws: dict[str, Any], common: dict[str, Any], provider_region: Any) -> list[str]:
     """Rules between aws keys; a key that already failed on its own is not judged again here."""
     problems = []
@@ -527,17 +518,6 @@ def _aws_problems(aws: dict[str, Any], common: dict[str, Any], provider_region: 
         problems.append(f"{NAMESPACE}:cdnCertificateArn = '': with cdn true and domainName {aws['domain_name']!r} it "
                         f"must be an ACM certificate in us-east-1 for that name (CloudFront answers to a name only "
                         f"with a certificate for it, and the alias record points the name at CloudFront)")
-    if both("health_check_grace_seconds", "app_stop_timeout_seconds"):
-        grace, stop = aws["health_check_grace_seconds"], aws["app_stop_timeout_seconds"]
-        if grace < release_grace_floor(stop):
-            problems.append(
-                f"{NAMESPACE}:healthCheckGraceSeconds = {grace}: with appStopTimeoutSeconds = {stop} it must be at "
-                f"least {release_grace_floor(stop)}: in a release the new app task may wait for the old writer's "
-                f"drain ({constants.APP_DEREGISTRATION_DELAY_SECONDS} s) and stop ({stop} s) before it holds the lock, "
-                f"then Jetty starts ({constants.JETTY_START_BUDGET_SECONDS} s) and must pass "
-                f"{constants.APP_HEALTHY_THRESHOLD} health checks "
-                f"({constants.APP_HEALTHY_THRESHOLD * constants.APP_HEALTH_INTERVAL_SECONDS} s); raise it or lower "
-                f"appStopTimeoutSeconds")
     if provider_region not in (None, "") and "region" in aws and provider_region != aws["region"]:
         problems.append(f"{NAMESPACE}:region = {aws['region']!r}: it must equal aws:region ({provider_region!r}), "
                         f"or the two would disagree about where resources go")

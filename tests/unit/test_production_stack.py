@@ -92,22 +92,24 @@ def test_app_service_runs_exactly_one_task(production):
     assert count == 1, f"{app.urn} desiredCount {count}: Prevayler has one writer"
 
 
-def test_app_release_starts_the_new_task_while_the_old_writer_drains(production):
-    """Release hand-over (docs/single-writer.md): ECS may run the replacement beside the old writer (max 200 %),
-    where it waits on the EFS lock as a standby, and may stop the old writer before the replacement is healthy
-    (min 0 %): with min 100 % a standby, which passes no load balancer check, would stall every release."""
+def test_app_release_stops_the_old_writer_before_starting_the_new(production):
+    """Release hand-over (docs/single-writer.md): min 100 % would wait forever for a standby to pass the load
+    balancer's check; max 200 % would make ECS keep a hung writer until its replacement is healthy, which it cannot
+    be while the hung JVM holds the lock. So a rolling update that stops, then starts; never blue/green, which
+    shifts traffic to the new task while the old one still holds the lock."""
     mocks, _ = production
     app = one(mocks, SERVICE, "app-service")
     limits = (app.inputs["deploymentMaximumPercent"], app.inputs["deploymentMinimumHealthyPercent"])
-    assert limits == (200, 0), f"{app.urn} deploys with max/min {limits}: the replacement would start only " \
-                               f"after the old writer stopped (100/0), or wait forever for a standby (x/100)"
+    assert limits == (100, 0), f"{app.urn} deploys with max/min {limits}: a hung writer would outlive its " \
+                               f"replacement's grace (max > 100), or every release would stall (min 100)"
     assert "deploymentController" not in app.inputs and "deploymentConfiguration" not in app.inputs, \
-        f"{app.urn}: a rolling update by ECS, not blue/green (which shifts traffic before the old writer lets go)"
+        f"{app.urn}: a rolling update by ECS, not blue/green"
 
 
 def test_app_target_group_drains_the_old_writer_briefly_and_admits_only_a_serving_writer(production):
-    """The old writer drains for at most 30 s before ECS stops it; a target counts healthy only once Jetty
-    answers GET / with 200 (a standby does not listen), after 2 checks 10 s apart; 3 failures mark it unhealthy."""
+    """A release's write outage starts when the old writer's target drains (at most 30 s before ECS stops it); a
+    target counts healthy only once Jetty answers GET / with 200 (a standby does not listen), after 2 checks 10 s
+    apart, and 3 failed checks mark it unhealthy."""
     mocks, _ = production
     group = one(mocks, "aws:lb/targetGroup:TargetGroup", "app")
     assert group.inputs["deregistrationDelay"] == 30, f"{group.urn} drains {group.inputs['deregistrationDelay']} s"
@@ -116,16 +118,6 @@ def test_app_target_group_drains_the_old_writer_briefly_and_admits_only_a_servin
                                              "unhealthyThreshold")}
     assert seen == {"port": "traffic-port", "path": "/", "matcher": "200", "interval": 10, "healthyThreshold": 2,
                     "unhealthyThreshold": 3}, f"{group.urn} {seen}"
-
-
-def test_app_grace_and_stop_timeout_fit_a_release_hand_over(production):
-    """The new task may wait the old writer's drain (30 s) and stop timeout (60 s) for the lock, then Jetty starts
-    (30 s) and passes two checks (20 s): 140 s, inside the 150 s grace, or ECS would stop the waiting standby."""
-    mocks, _ = production
-    app = one(mocks, SERVICE, "app-service")
-    grace = app.inputs["healthCheckGracePeriodSeconds"]
-    stop = container(mocks, "app")["stopTimeout"]
-    assert 30 + stop + 30 + 2 * 10 <= grace, f"{app.urn}: grace {grace} s cannot hold a hand-over with stop {stop} s"
 
 
 def test_app_service_is_not_autoscaled(production):
@@ -155,7 +147,7 @@ def test_app_health_check_grace_covers_jetty_start_and_follows_config(production
 def test_app_gets_time_to_close_its_journal_on_stop(production, run_stack):
     mocks, _ = production
     assert container(mocks, "app")["stopTimeout"] == 60, "the app container's stopTimeout"
-    mocks, _ = run(run_stack, appStopTimeoutSeconds="90", healthCheckGraceSeconds="170")
+    mocks, _ = run(run_stack, appStopTimeoutSeconds="90")
     assert container(mocks, "app")["stopTimeout"] == 90, "stopTimeout ignores appStopTimeoutSeconds"
 
 

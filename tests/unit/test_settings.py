@@ -155,21 +155,3 @@ def test_validator_either_accepts_or_names_every_problem_key(config):
     except SettingsError as error:
         for problem in error.problems:
             assert problem.startswith("companynews:"), problem
-
-
-@pytest.mark.parametrize("stop, grace, accepted", [("60", "139", False), ("60", "140", True), ("120", "199", False),
-                                                   ("120", "200", True), ("10", "120", True)])
-def test_health_check_grace_must_hold_a_release_hand_over(stop, grace, accepted):
-    """In a release the new app task may wait the old writer's drain (30 s) and stop timeout for the lock, then
-    start Jetty (30 s) and pass two checks (20 s); a shorter grace would let ECS stop it while it waits."""
-    config = {"platform": "aws", "allowPlainHttp": "true", "appStopTimeoutSeconds": stop,
-              "healthCheckGraceSeconds": grace}
-    if accepted:
-        assert parse_settings(config, "production").aws.health_check_grace_seconds == int(grace)
-    else:
-        with pytest.raises(SettingsError) as refused:
-            parse_settings(config, "production")
-        (problem,) = refused.value.problems
-        floor = int(stop) + 80
-        assert problem.startswith(f"companynews:healthCheckGraceSeconds = {grace}: with appStopTimeoutSeconds = "
-                                  f"{stop} it must be at least {floor}:"), problem
