@@ -26,7 +26,8 @@ NO_WRITER_ALARM_MINUTES = 5
 # maximumPercent 200 ECS replaces an unhealthy task by starting the replacement first and stopping the unhealthy
 # one only once the replacement is healthy
 # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html), so a hung writer
-# that still holds the lock would never be stopped. 100 / 0: stop, then start.
+# that still holds the lock would wait, with no documented bound, for a replacement that cannot become healthy
+# while it lives. 100 / 0: stop, then start.
 APP_DEPLOYMENT_MAXIMUM_PERCENT = 100
 APP_DEPLOYMENT_MINIMUM_HEALTHY_PERCENT = 0
 # ECS stops a deregistered writer once its target is drained, at most this long after, so posts in flight
