@@ -19,6 +19,22 @@ APP_CPU_UNITS = 1024
 # Container Insights publishes once a minute; a deploy (stop, then start) keeps the count at 0 for about
 # two or three minutes, so only a longer gap pages anyone.
 NO_WRITER_ALARM_MINUTES = 5
+# A release (and the replacement of an unhealthy writer) stops the old task before it starts the new one. ECS
+# cannot hand over without a gap (docs/single-writer.md, "Release hand-over (production)"): with
+# minimumHealthyPercent 100 ECS keeps the old task until the new one passes the load balancer's check, which a
+# standby cannot (it listens only once it holds the lock), so every release would stall; and with
+# maximumPercent 200 ECS replaces an unhealthy task by starting the replacement first and stopping the unhealthy
+# one only once the replacement is healthy
+# (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html), so a hung writer
+# that still holds the lock would wait, with no documented bound, for a replacement that cannot become healthy
+# while it lives. 100 / 0: stop, then start.
+APP_DEPLOYMENT_MAXIMUM_PERCENT = 100
+APP_DEPLOYMENT_MINIMUM_HEALTHY_PERCENT = 0
+# ECS stops a deregistered writer once its target is drained, at most this long after, so posts in flight
+# finish (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-connection-draining.html).
+# Every second of it is write outage in a release: short, but long enough for a 3.5 MB /Read.action to a slow
+# reader.
+APP_DEREGISTRATION_DELAY_SECONDS = 30
 # docker: the writer's SIGTERM closes its journal; a replacement, a scale-down or `make down` waits for that.
 APP_STOP_GRACE_SECONDS = 30
 
@@ -87,8 +103,7 @@ class JettyApp(pulumi.ComponentResource):
             protocol="HTTP",
             target_type="ip",
             vpc_id=cloud.vpc.id,
-            # The writer is stopped only after draining: short, so a deploy's write outage stays short.
-            deregistration_delay=30,
+            deregistration_delay=APP_DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True, protocol="HTTP", port="traffic-port", path=constants.APP_HEALTH_PATH,
                 matcher="200", interval=10, timeout=5, healthy_threshold=2, unhealthy_threshold=3),
@@ -116,8 +131,8 @@ class JettyApp(pulumi.ComponentResource):
             # Prevayler has a single writer: two JVMs on one journal silently lose posts. So one task, and a
             # deploy stops the old task before it starts the new one (never 2 running, 0 allowed meanwhile).
             desired_count=1,
-            deployment_maximum_percent=100,
-            deployment_minimum_healthy_percent=0,
+            deployment_maximum_percent=APP_DEPLOYMENT_MAXIMUM_PERCENT,
+            deployment_minimum_healthy_percent=APP_DEPLOYMENT_MINIMUM_HEALTHY_PERCENT,
             health_check_grace_seconds=args.health_check_grace_seconds,
             stop_timeout_seconds=args.stop_timeout_seconds,
             # Rebalancing would start a second task in another zone before stopping the first.

@@ -92,11 +92,32 @@ def test_app_service_runs_exactly_one_task(production):
     assert count == 1, f"{app.urn} desiredCount {count}: Prevayler has one writer"
 
 
-def test_app_deploy_stops_the_old_writer_before_starting_the_new(production):
+def test_app_release_stops_the_old_writer_before_starting_the_new(production):
+    """Release hand-over (docs/single-writer.md): min 100 % would wait forever for a standby to pass the load
+    balancer's check; max 200 % would make ECS keep a hung writer until its replacement is healthy, which it cannot
+    be while the hung JVM holds the lock. So a rolling update that stops, then starts; never blue/green, which
+    shifts traffic to the new task while the old one still holds the lock."""
     mocks, _ = production
     app = one(mocks, SERVICE, "app-service")
     limits = (app.inputs["deploymentMaximumPercent"], app.inputs["deploymentMinimumHealthyPercent"])
-    assert limits == (100, 0), f"{app.urn} deploys with max/min {limits}: two writers could overlap"
+    assert limits == (100, 0), f"{app.urn} deploys with max/min {limits}: a hung writer would outlive its " \
+                               f"replacement's grace (max > 100), or every release would stall (min 100)"
+    assert "deploymentController" not in app.inputs and "deploymentConfiguration" not in app.inputs, \
+        f"{app.urn}: a rolling update by ECS, not blue/green"
+
+
+def test_app_target_group_drains_the_old_writer_briefly_and_admits_only_a_serving_writer(production):
+    """A release's write outage starts when the old writer's target drains (at most 30 s before ECS stops it); a
+    target counts healthy only once Jetty answers GET / with 200 (a standby does not listen), after 2 checks 10 s
+    apart, and 3 failed checks mark it unhealthy."""
+    mocks, _ = production
+    group = one(mocks, "aws:lb/targetGroup:TargetGroup", "app")
+    assert group.inputs["deregistrationDelay"] == 30, f"{group.urn} drains {group.inputs['deregistrationDelay']} s"
+    check = group.inputs["healthCheck"]
+    seen = {key: check.get(key) for key in ("port", "path", "matcher", "interval", "healthyThreshold",
+                                             "unhealthyThreshold")}
+    assert seen == {"port": "traffic-port", "path": "/", "matcher": "200", "interval": 10, "healthyThreshold": 2,
+                    "unhealthyThreshold": 3}, f"{group.urn} {seen}"
 
 
 def test_app_service_is_not_autoscaled(production):
