@@ -17,6 +17,7 @@ from components.aws_cloud import AwsCloud, Backend, TaskSpec
 from components.docker_host import (APP_SLOTS, LABEL_RELEASE, LABEL_SLOT, ContainerSpec, DockerHost, choose_slot,
                                     running_slots)
 from components.prevayler_volume import SharedPrevaylerVolume
+from components.releases import LABEL_WAR_SHA256
 
 DATA_VOLUME = "prevayler-data"
 APP_CPU_UNITS = 1024
@@ -32,6 +33,7 @@ class JettyAppArgs:
     platform: DockerHost | AwsCloud
     image_dir: Path             # docker/app
     war: Path                   # the verified companyNews.war
+    war_sha256: str             # its sha256 (its entry in the artifact cache)
     context_dir: Path
     replicas: int               # validated in settings.py; the image's lock keeps it to one writer (aws: 1)
     memory_mb: int
@@ -90,7 +92,9 @@ class JettyApp(pulumi.ComponentResource):
         scale_down = host.stop_replicas_beyond("app", args.replicas, constants.MAX_APP_REPLICAS,
                                                APP_STOP_GRACE_SECONDS, parent=self, slot=self.slot)
         self.containers, _ = host.tier("app", args.replicas, constants.APP_PORT, dataclasses.replace(
-            template, depends_on=[scale_down], labels={LABEL_SLOT: self.slot, LABEL_RELEASE: self.release}),
+            template, depends_on=[scale_down],
+            # The war's sha256: what the release history (components/releases.py) records as serving.
+            labels={LABEL_SLOT: self.slot, LABEL_RELEASE: self.release, LABEL_WAR_SHA256: args.war_sha256}),
             parent=self, slot=self.slot)
         # The front door knows both slots' addresses whatever the release, so a release never replaces it;
         # its balancer skips the addresses where nothing listens (docker/proxy/app_balancer.lua).
@@ -193,3 +197,4 @@ def release_key(context: Path, host: DockerHost, template: ContainerSpec) -> str
              "process_limit": host.args.process_limit, "spec": spec}
     # No default=: a value json cannot write (an Output) is an error here, never a key that differs per run.
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+
