@@ -19,6 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker.errors
 import pytest
 import requests
 
@@ -41,8 +42,10 @@ def war_with_release(standin_war: Path, folder: Path, release: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     war = folder / "companyNews.war"
     shutil.copy(standin_war, war)
+    entry = zipfile.ZipInfo("release.txt", date_time=(2026, 1, 1, 0, 0, 0))
+    entry.external_attr = 0o644 << 16   # readable by the app's user once unzipped (writestr's default is 600)
     with zipfile.ZipFile(war, "a") as archive:
-        archive.writestr("release.txt", f"{release}\n")
+        archive.writestr(entry, f"{release}\n")
     return war
 
 
@@ -116,8 +119,11 @@ class Load:
 
     def watch(self) -> None:
         while not self.stop.is_set():
-            holders = journal_holders(self.stack)
-            writers = [c for c in self.stack.containers("app") if self.stack.role_of(c) == "writer"]
+            try:
+                holders = journal_holders(self.stack)
+                writers = [c for c in self.stack.containers("app") if self.stack.role_of(c) == "writer"]
+            except docker.errors.APIError:    # a container of the old slot was removed while being read
+                continue
             self.most_journal_holders = max(self.most_journal_holders, sum(holders.values()))
             self.most_writers = max(self.most_writers, len(writers))
             self.samples += 1
