@@ -72,6 +72,16 @@ class ReplayedStack:
         placement = ModuleStackPlacement.of_module(module_name)
         return cls(placement.name, {**overrides, **placement.overrides()})
 
+    @classmethod
+    def fresh_for_module(cls, module_name: str, overrides: dict[str, str]) -> "ReplayedStack":
+        """The module's own stack brought up from nothing (what an interrupted earlier run left is purged
+        first), once its front door serves."""
+        stack = cls.for_module(module_name, overrides)
+        stack.down(purge=True)
+        stack.up()
+        stack.wait_until_serving()
+        return stack
+
     def up(self, *flags: str, action: str = "up", **extra: str) -> dict:
         """`python -m tests.replay up` (or `rollback`) with the stack's settings, `extra` over them, and
         `flags` such as --refresh; keeps the plan it printed in `self.plan`."""

@@ -59,13 +59,10 @@ def wars(standin_war, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def stack(docker_client, base_image, wars, static_zip):
-    replayed = ReplayedStack.for_module(__name__, {
+    replayed = ReplayedStack.fresh_for_module(__name__, {
         **artifact_overrides(wars["one"], static_zip, base_image),
         "statsPassword": "release-stats-password", "postRatePerMinute": "100000", "postBurst": "10000",
     })
-    replayed.down(purge=True)
-    replayed.up()
-    replayed.wait_until_serving()
     yield replayed
     replayed.down(purge=True)
 
