@@ -7,7 +7,7 @@ STACK ?= training
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 PASSPHRASE_FILE := $(CURDIR)/.pulumi-state/passphrase
 
-.PHONY: venv up down preview purge test base-image bench bench-tools
+.PHONY: venv up down preview purge test base-image bench bench-tools rollback
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ up: venv
 
 preview: venv
 	@$(VENV)/bin/python scripts/stack preview --stack $(STACK)
+
+# Back to the war the stack served before the last release (.pulumi-state/releases/<stack>.json), with the
+# same blue/green hand-over as any release (docs/single-writer.md, "Release hand-over (training)").
+rollback: venv
+	@$(VENV)/bin/python scripts/stack rollback --stack $(STACK)
 
 down: venv
 	@$(VENV)/bin/python scripts/stack down --stack $(STACK)

@@ -74,7 +74,8 @@ static_site = StaticSite("static", StaticSiteArgs(
     context_dir=contexts_dir / "static", replicas=common.static_replicas, memory_mb=common.static_memory_mb,
     **static_options))
 app = JettyApp("app", JettyAppArgs(
-    platform=platform, image_dir=IMAGES_DIR / "app", war=artifacts.war, context_dir=contexts_dir / "app",
+    platform=platform, image_dir=IMAGES_DIR / "app", war=artifacts.war, war_sha256=artifacts.war_sha256,
+    context_dir=contexts_dir / "app",
     memory_mb=common.app_memory_mb, volume=volume, data_free_floor_kib=common.data_free_floor_kib, **app_options))
 proxy = ProxyTier("proxy", ProxyTierArgs(platform=platform, static_site=static_site, app=app, **door_options))
 

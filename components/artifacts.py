@@ -63,6 +63,7 @@ class ArtifactSource:
 @dataclass(frozen=True)
 class PreparedArtifacts:
     war: Path           # verified companyNews.war inside the cache
+    war_sha256: str     # its sha256, the name of its cache entry
     static_dir: Path    # the unpacked static/ folder inside the cache
 
 
@@ -422,12 +423,12 @@ def prepare_artifacts(war: ArtifactSource, static: ArtifactSource, cache_dir: Pa
 
     `max_bytes` (artifactMaxBytes) caps each download and also the unpacked size of the static archive.
     """
-    war_path, _ = _fetch(war, cache_dir, max_bytes=max_bytes, timeout=timeout, retries=3)
+    war_path, war_digest = _fetch(war, cache_dir, max_bytes=max_bytes, timeout=timeout, retries=3)
     validate_war(war_path, war)
     static_zip, static_digest = _fetch(static, cache_dir, max_bytes=max_bytes, timeout=timeout, retries=3)
     # Keyed by the archive's hash, so a rerun with the same archive reuses the folder.
     static_dir = unpack_static(static_zip, static, cache_dir / "unpacked" / static_digest, max_bytes=max_bytes)
-    return PreparedArtifacts(war=war_path, static_dir=static_dir)
+    return PreparedArtifacts(war=war_path, war_sha256=war_digest, static_dir=static_dir)
 
 
 def _tree_digest(sources: dict[str, Path]) -> str:

@@ -20,6 +20,13 @@ from components import constants
 PROXY_HOST_NUMBER = 10
 FIRST_APP_HOST_NUMBER = 20
 FIRST_STATIC_HOST_NUMBER = 40
+# Blue/green release slots of the app tier (docs/single-writer.md, "Release hand-over (training)"): each
+# slot has its own container names and addresses, so a release creates the new slot's containers beside
+# the old ones instead of replacing them. Blue takes .20-.24 (the addresses of the unslotted app-<index> of
+# earlier versions), green .25-.29.
+APP_SLOTS = ("blue", "green")
+LABEL_SLOT = "companynews.slot"
+LABEL_RELEASE = "companynews.release"
 HEALTHCHECK_COMMAND = ["CMD", "/usr/local/bin/healthcheck"]
 # Inputs the provider would "update" in place without effect: its update (kreuzwerker
 # terraform-provider-docker internal/provider/resource_docker_container_funcs.go, commit
@@ -53,6 +60,42 @@ def go_duration(text: str) -> str:
     if hours:
         return f"{hours}h{minutes}m{rest}s"
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def running_slots(stack: str, role: str) -> list[tuple[str, str, str]]:
+    """(slot, release, created) of each running container of `role` in `stack`, newest first, as the local
+    Docker engine has them now; [] when it has none or cannot say. A container of an earlier, unslotted
+    version has the slot ''."""
+    try:
+        found = subprocess.run(
+            ["docker", "ps", "--filter", f"label={constants.LABEL_STACK}={stack}",
+             "--filter", f"label={constants.LABEL_ROLE}={role}",
+             "--format", f'{{{{.Label "{LABEL_SLOT}"}}}}\t{{{{.Label "{LABEL_RELEASE}"}}}}\t{{{{.CreatedAt}}}}'],
+            capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if found.returncode != 0:
+        return []
+    rows = [tuple(line.split("\t")) for line in found.stdout.splitlines() if line.count("\t") == 2]
+    return sorted(rows, key=lambda row: row[2], reverse=True)
+
+
+def choose_slot(release: str, running: Sequence[tuple[str, ...]]) -> str:
+    """The slot a release's app containers go to: the slot already running this very release (nothing to
+    change), else the slot the newest running container is not in, else blue.
+
+    Decided when the program runs, from the live containers' labels, because logical names cannot come from
+    Outputs: so `pulumi preview` shows the hand-over, and a plain `up` after a new war does it. Newest first
+    covers an interrupted hand-over (both slots running): the newer slot holds standbys that never took
+    over, and the next release goes there rather than next to them. An unslotted container counts as blue
+    (it sits at blue's addresses)."""
+    for slot, running_release, _ in running:
+        if running_release == release and slot in APP_SLOTS:
+            return slot
+    if not running:
+        return APP_SLOTS[0]
+    newest = running[0][0] or APP_SLOTS[0]
+    return APP_SLOTS[1] if newest == APP_SLOTS[0] else APP_SLOTS[0]
 
 
 def local_image_id(reference: str) -> str:
@@ -96,6 +139,8 @@ class ContainerSpec:
     # The host's network namespace instead of the stack's network: no published ports (the container
     # listens on host addresses itself), and no Docker userland proxy in front of it.
     host_network: bool = False
+    # Labels beyond stack and role (the app's slot and release).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -121,8 +166,10 @@ class DockerHost(pulumi.ComponentResource):
         )
         self.register_outputs({"network_name": self.network.name})
 
-    def address(self, role: str, index: int = 0) -> str:
+    def address(self, role: str, index: int = 0, slot: str = "") -> str:
         first = {"proxy": PROXY_HOST_NUMBER, "app": FIRST_APP_HOST_NUMBER, "static": FIRST_STATIC_HOST_NUMBER}[role]
+        if slot:
+            first += APP_SLOTS.index(slot) * constants.MAX_APP_REPLICAS
         return str(self._hosts[first - 1 + index])
 
     def image(self, tier: str, context: Path, build_args: Mapping[str, str], parent: pulumi.Resource) -> docker.Image:
@@ -142,7 +189,7 @@ class DockerHost(pulumi.ComponentResource):
         return f"companynews-{self.args.stack}-{name}"
 
     def stop_replicas_beyond(self, role: str, replicas: int, most: int, grace_seconds: int,
-                             parent: pulumi.Resource) -> command.local.Command:
+                             parent: pulumi.Resource, slot: str = "") -> command.local.Command:
         """Stop `<role>-<replicas>` … `<role>-<most - 1>` (those that exist) whenever the count changes,
         before the tier's containers and the proxy are touched.
 
@@ -151,7 +198,8 @@ class DockerHost(pulumi.ComponentResource):
         which wait for the writer's lock forever: the check, and the `up`, would fail. Stopped first (with
         the grace period), the writer closes its journal and a kept replica takes the lock; the engine then
         deletes the stopped containers."""
-        extra = [self.container_name(f"{role}-{index}") for index in range(replicas, most)]
+        prefix = f"{role}-{slot}" if slot else role
+        extra = [self.container_name(f"{prefix}-{index}") for index in range(replicas, most)]
         return command.local.Command(
             f"{role}-scale-down",
             # Best effort: on a new stack, or when scaling up, none of them exists.
@@ -162,16 +210,43 @@ class DockerHost(pulumi.ComponentResource):
         )
 
     def tier(self, role: str, replicas: int, port: int, template: ContainerSpec,
-             parent: pulumi.Resource) -> tuple[list[docker.Container], list[str]]:
-        """`replicas` containers `<role>-<index>` from `template`, each at its fixed address; returns them and
-        the ip:port list the proxy forwards to."""
+             parent: pulumi.Resource, slot: str = "") -> tuple[list[docker.Container], list[str]]:
+        """`replicas` containers `<role>-<index>` (with a slot: `<role>-<slot>-<index>`) from `template`, each
+        at its fixed address; returns them and the ip:port list the proxy forwards to."""
         containers, servers = [], []
+        prefix = f"{role}-{slot}" if slot else role
         for index in range(replicas):
-            address = self.address(role, index)
-            spec = dataclasses.replace(template, name=f"{role}-{index}", role=role, address=address)
+            address = self.address(role, index, slot)
+            spec = dataclasses.replace(template, name=f"{prefix}-{index}", role=role, address=address)
             containers.append(self.container(spec, parent))
             servers.append(f"{address}:{port}")
         return containers, servers
+
+    def hand_over(self, role: str, slot: str, grace_seconds: int, after: Sequence[pulumi.Resource],
+                  parent: pulumi.Resource) -> command.local.Command:
+        """Once the new slot's containers run (standbys waiting on the writer lock), stop every container of
+        the other slot, and of the unslotted tier of earlier versions: the old writer closes its journal
+        within its grace period and a standby of the new slot takes the lock and serves.
+
+        The engine would delete the old slot itself, at the end (pulumi/pulumi
+        pkg/resource/deploy/step_generator.go, GenerateDeletes/ScheduleDeletes: what the program no longer
+        declares is deleted after every create and update, independent deletes in parallel). Stopping it
+        here, all at once (`docker stop` stops its arguments in parallel: docker/cli
+        cli/command/container/stop.go, runStop's parallelOperation), keeps an old standby from taking
+        the lock the old writer frees: a standby leaves at once on SIGTERM (docker/app/entrypoint), the
+        writer needs its journal closed first. The engine then only removes stopped containers. Runs again
+        whenever the slot changes (its trigger), and is a no-op when nothing of the other slot exists."""
+        other = [name for name in APP_SLOTS if name != slot]
+        names = [self.container_name(f"{role}-{old}-{index}") for old in other
+                 for index in range(constants.MAX_APP_REPLICAS)]
+        names += [self.container_name(f"{role}-{index}") for index in range(constants.MAX_APP_REPLICAS)]
+        return command.local.Command(
+            f"{role}-hand-over",
+            # Best effort: on a new stack none of them exists.
+            create=f"docker stop --time {grace_seconds} {' '.join(names)} >/dev/null 2>&1 || true",
+            triggers=[slot],
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)),
+        )
 
     def container(self, spec: ContainerSpec, parent: pulumi.Resource) -> docker.Container:
         """Run one container of the stack: read-only root, no capabilities, labelled, health-checked."""
@@ -196,6 +271,7 @@ class DockerHost(pulumi.ComponentResource):
             labels=[
                 docker.ContainerLabelArgs(label=constants.LABEL_STACK, value=self.args.stack),
                 docker.ContainerLabelArgs(label=constants.LABEL_ROLE, value=spec.role),
+                *[docker.ContainerLabelArgs(label=key, value=value) for key, value in spec.labels.items()],
             ],
             read_only=True,
             # Everything that must write (pid files, caches, rendered config, JVM temp) writes to /tmp.

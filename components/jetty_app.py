@@ -1,6 +1,9 @@
 """JettyApp: the companyNews war on Jetty 9.4; one replica writes, the others wait as hot standbys."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +14,10 @@ import pulumi_docker as docker
 from components import constants
 from components.artifacts import stage_build_context
 from components.aws_cloud import AwsCloud, Backend, TaskSpec
-from components.docker_host import ContainerSpec, DockerHost
+from components.docker_host import (APP_SLOTS, LABEL_RELEASE, LABEL_SLOT, ContainerSpec, DockerHost, choose_slot,
+                                    running_slots)
 from components.prevayler_volume import SharedPrevaylerVolume
+from components.releases import LABEL_WAR_SHA256
 
 DATA_VOLUME = "prevayler-data"
 APP_CPU_UNITS = 1024
@@ -44,6 +49,7 @@ class JettyAppArgs:
     platform: DockerHost | AwsCloud
     image_dir: Path             # docker/app
     war: Path                   # the verified companyNews.war
+    war_sha256: str             # its sha256 (its entry in the artifact cache)
     context_dir: Path
     replicas: int               # validated in settings.py; the image's lock keeps it to one writer (aws: 1)
     memory_mb: int
@@ -67,19 +73,17 @@ class JettyApp(pulumi.ComponentResource):
         self.servers = []
         self.containers = []
         if isinstance(args.platform, DockerHost):
-            self._on_docker(args.platform, args, image.repo_digest)
-            self.register_outputs({"servers": self.servers})
+            self._on_docker(args.platform, args, image, context)
+            self.register_outputs({"servers": self.servers, "slot": self.slot, "release": self.release})
         else:
             self._on_aws(args.platform, args, image.repo_digest)
             self.register_outputs({"service_name": self.service.name})
 
-    def _on_docker(self, host: DockerHost, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
-        scale_down = host.stop_replicas_beyond("app", args.replicas, constants.MAX_APP_REPLICAS,
-                                               APP_STOP_GRACE_SECONDS, parent=self)
-        self.containers, self.servers = host.tier("app", args.replicas, constants.APP_PORT, ContainerSpec(
+    def _on_docker(self, host: DockerHost, args: JettyAppArgs, image: docker.Image, context: Path) -> None:
+        template = ContainerSpec(
             name="app",
             role="app",
-            image=image,
+            image=image.repo_digest,
             address="",
             alias=constants.APP_ALIAS,
             user=f"{constants.APP_UID}:{constants.APP_GID}",
@@ -91,8 +95,29 @@ class JettyApp(pulumi.ComponentResource):
             health_start_period="120s",
             tmpfs_size_mb=128,
             stop_grace_seconds=APP_STOP_GRACE_SECONDS,
-            depends_on=[scale_down],
-        ), parent=self)
+        )
+        # A release is everything that makes the app containers what they are, except how many there are:
+        # the staged build context (war and docker/app, named by their digest), the image's build arguments
+        # and base, and the container settings. A new release goes to the other slot (choose_slot), so
+        # the engine creates its containers beside the old ones instead of replacing them in place
+        # (delete-before-replace for an explicitly named container: pulumi-terraform-bridge
+        # pkg/tfbridge/schema.go, nameRequiresDeleteBeforeReplace, and pulumi-docker provider/resources.go
+        # maps docker_container with DeleteBeforeReplace: true), which would stop writer and standby at once.
+        self.release = release_key(context, host, template)
+        self.slot = choose_slot(self.release, running_slots(host.args.stack, "app"))
+        scale_down = host.stop_replicas_beyond("app", args.replicas, constants.MAX_APP_REPLICAS,
+                                               APP_STOP_GRACE_SECONDS, parent=self, slot=self.slot)
+        self.containers, _ = host.tier("app", args.replicas, constants.APP_PORT, dataclasses.replace(
+            template, depends_on=[scale_down],
+            # The war's sha256: what the release history (components/releases.py) records as serving.
+            labels={LABEL_SLOT: self.slot, LABEL_RELEASE: self.release, LABEL_WAR_SHA256: args.war_sha256}),
+            parent=self, slot=self.slot)
+        # The front door knows both slots' addresses whatever the release, so a release never replaces it;
+        # its balancer skips the addresses where nothing listens (docker/proxy/app_balancer.lua).
+        self.servers = [f"{host.address('app', index, slot)}:{constants.APP_PORT}"
+                        for slot in APP_SLOTS for index in range(args.replicas)]
+        self.hand_over = host.hand_over("app", self.slot, APP_STOP_GRACE_SECONDS, after=self.containers,
+                                        parent=self)
 
     def _on_aws(self, cloud: AwsCloud, args: JettyAppArgs, image: pulumi.Output[str]) -> None:
         child = cloud.options(self)
@@ -173,3 +198,18 @@ class JettyApp(pulumi.ComponentResource):
             # No data means no task reported: as bad as zero.
             treat_missing_data="breaching",
         )
+
+
+def release_key(context: Path, host: DockerHost, template: ContainerSpec) -> str:
+    """16 hex digits naming one release of the app tier: equal exactly when the app containers would be
+    equal, whatever the replica count. The context folder's name carries the digest of its content (war and
+    docker/app: stage_build_context); the base image's ID is a build argument of the image."""
+    spec = {item.name: getattr(template, item.name) for item in dataclasses.fields(template)
+            if item.name not in ("name", "address", "image", "depends_on", "labels")}
+    # The data volume's name is an Output; it follows from the stack, which the key need not name.
+    spec["mounts"] = [(mount.type, mount.target) for mount in template.mounts]
+    plain = {"context": context.name, "base_image": host.args.base_image, "base_image_id": host.base_image_id,
+             "process_limit": host.args.process_limit, "spec": spec}
+    # No default=: a value json cannot write (an Output) is an error here, never a key that differs per run.
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+

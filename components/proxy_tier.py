@@ -158,9 +158,10 @@ class ProxyTier(pulumi.ComponentResource):
         smoke_check = command.local.Command(
             "smoke-check",
             create=f"{sys.executable} {SMOKE_CHECK_SCRIPT} {base_url}Read.action --timeout {SMOKE_CHECK_SECONDS}",
-            # Any replaced container means a new front door to prove.
+            # Any replaced container means a new front door to prove; after a release, once the old slot has
+            # handed over (the new writer serves).
             triggers=[self.container.id, *[backend.id for backend in backends]],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, args.app.hand_over]),
         )
         self.url = smoke_check.stdout.apply(lambda _: base_url)
         self.stats_url = self.container.id.apply(lambda _: f"http://127.0.0.1:{door.stats_port}/")

@@ -72,16 +72,26 @@ class ReplayedStack:
         placement = ModuleStackPlacement.of_module(module_name)
         return cls(placement.name, {**overrides, **placement.overrides()})
 
-    def up(self, *flags: str, **extra: str) -> dict:
-        """`python -m tests.replay up` with the stack's settings, `extra` over them, and `flags` such as
-        --refresh; keeps the plan it printed in `self.plan`."""
+    @classmethod
+    def fresh_for_module(cls, module_name: str, overrides: dict[str, str]) -> "ReplayedStack":
+        """The module's own stack brought up from nothing (what an interrupted earlier run left is purged
+        first), once its front door serves."""
+        stack = cls.for_module(module_name, overrides)
+        stack.down(purge=True)
+        stack.up()
+        stack.wait_until_serving()
+        return stack
+
+    def up(self, *flags: str, action: str = "up", **extra: str) -> dict:
+        """`python -m tests.replay up` (or `rollback`) with the stack's settings, `extra` over them, and
+        `flags` such as --refresh; keeps the plan it printed in `self.plan`."""
         settings = [f"{key}={value}" for key, value in {**self.overrides, **extra}.items()]
-        command = [sys.executable, "-m", "tests.replay", "up", "--stack", self.name, *flags]
+        command = [sys.executable, "-m", "tests.replay", action, "--stack", self.name, *flags]
         for setting in settings:
             command += ["--set", setting]
         finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
                                   timeout=UP_TIMEOUT_SECONDS)
-        assert finished.returncode == 0, f"replay up failed:\n{finished.stderr[-4000:]}"
+        assert finished.returncode == 0, f"replay {action} failed:\n{finished.stderr[-4000:]}"
         lines = finished.stdout.strip().splitlines()
         self.outputs, self.plan, self.log = json.loads(lines[-1]), lines[:-1], finished.stderr
         return self.outputs

@@ -106,7 +106,7 @@ def test_logs_of_every_tier_name_each_container(replayed_training):
     assert finished.returncode == 0, finished.stderr
     names = {line.split(" | ", 1)[0].strip() for line in finished.stdout.splitlines() if " | " in line}
     prefix = f"companynews-{replayed_training.name}-"
-    assert {prefix + "proxy", prefix + "app-0"} <= names, names
+    assert prefix + "proxy" in names and names & {prefix + "app-blue-0", prefix + "app-green-0"}, names
     assert any(name.startswith(prefix + "static-") for name in names), names
 
 

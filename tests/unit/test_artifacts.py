@@ -410,7 +410,7 @@ def test_prepare_artifacts_fetches_validates_unpacks_and_reuses_everything(serve
                                workspace.cache, max_bytes=MAX_BYTES)
 
     assert prepared == pinned == PreparedArtifacts(
-        war=workspace.cache / "sha256" / sha256(WAR) / "companyNews.war",
+        war=workspace.cache / "sha256" / sha256(WAR) / "companyNews.war", war_sha256=sha256(WAR),
         static_dir=workspace.cache / "unpacked" / sha256(STATIC) / "static")
     assert (prepared.static_dir / "styles" / "site.css").read_bytes() == b"body {}"
     assert (prepared.static_dir / "images" / "logo.png").read_bytes() == b"\x89PNG"

@@ -218,3 +218,23 @@ def test_missing_cli_is_installed_into_the_project_at_the_sdk_version(tmp_path, 
     # Installed once: the next run uses it without downloading anything.
     stack_script.pulumi_command(tools)
     assert handler.requested == ["https://get.pulumi.com/install.sh"]
+
+
+def test_make_rollback_sets_the_previous_war_pinned_and_runs_up(fresh_checkout, fake_tools):
+    from components import releases
+
+    history = fresh_checkout / ".pulumi-state" / "releases" / "training.json"
+    refused, _ = run_stack(fresh_checkout, fake_tools, "rollback")
+    assert refused.returncode == 1 and "no previous one" in refused.stderr, refused.stderr
+    releases.record(history, "https://example.invalid/one.war", "a" * 64)
+    releases.record(history, "https://example.invalid/two.war", "b" * 64)
+    finished, calls = run_stack(fresh_checkout, fake_tools, "rollback")
+    assert finished.returncode == 0, finished.stderr
+    argvs = [call["argv"] for call in calls]
+    set_url = ["config", "set", "companynews:warUrl", "https://example.invalid/one.war", "--stack", "training",
+               "--non-interactive"]
+    set_pin = ["config", "set", "companynews:warSha256", "a" * 64, "--stack", "training", "--non-interactive"]
+    up = ["up", "--stack", "training", "--yes", "--refresh", "--non-interactive"]
+    assert set_url in argvs and set_pin in argvs and up in argvs, argvs
+    assert argvs.index(set_pin) < argvs.index(up), "the war must be set before the up"
+    assert git_status(fresh_checkout) == "", "the history must stay outside git"

@@ -151,6 +151,8 @@ def test_replica_counts_follow_config(run_stack):
 
 
 def test_proxy_is_told_every_replica_address(training):
+    """Static: its replicas. App: both release slots' addresses, the running slot's among them, so a release
+    (the other slot) never changes the front door."""
     mocks, _ = training
     (proxy,) = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "proxy"]
     envs = dict(item.split("=", 1) for item in unwrap(proxy.inputs["envs"]))
@@ -158,7 +160,34 @@ def test_proxy_is_told_every_replica_address(training):
         addresses = sorted(c.inputs["networksAdvanced"][0]["ipv4Address"] for c in mocks.of_type(CONTAINER)
                            if labels(c)[constants.LABEL_ROLE] == role)
         told = sorted(server.split(":")[0] for server in envs[variable].split())
-        assert told == addresses, f"{variable}={envs[variable]} but {role} containers are at {addresses}"
+        if role == "static":
+            assert told == addresses, f"{variable}={envs[variable]} but {role} containers are at {addresses}"
+        else:
+            assert told == ["172.30.81.20", "172.30.81.21", "172.30.81.25", "172.30.81.26"], envs[variable]
+            assert set(addresses) <= set(told), f"{variable}={envs[variable]} but app containers are at {addresses}"
+
+
+def test_app_containers_carry_their_slot_and_release(training):
+    mocks, _ = training
+    apps = [c for c in mocks.of_type(CONTAINER) if labels(c)[constants.LABEL_ROLE] == "app"]
+    slots = {labels(c)["companynews.slot"] for c in apps}
+    releases = {labels(c)["companynews.release"] for c in apps}
+    assert len(slots) == 1 and slots <= {"blue", "green"} and len(releases) == 1, (slots, releases)
+    (slot,) = slots
+    assert sorted(c.inputs["name"] for c in apps) == [f"companynews-training-app-{slot}-{i}" for i in (0, 1)]
+
+
+def test_slot_alternates_by_release():
+    from components.docker_host import choose_slot
+
+    assert choose_slot("r1", []) == "blue"
+    assert choose_slot("r1", [("blue", "r1", "2026-01-02")]) == "blue", "same release: no change"
+    assert choose_slot("r2", [("blue", "r1", "2026-01-02")]) == "green"
+    assert choose_slot("r3", [("green", "r2", "2026-01-03")]) == "blue"
+    assert choose_slot("r2", [("", "", "2026-01-01")]) == "green", "an unslotted app-<n> sits at blue's addresses"
+    # An interrupted hand-over: both slots run; the one with this release wins, else not the newest.
+    both = [("green", "r2", "2026-01-03"), ("blue", "r1", "2026-01-02")]
+    assert choose_slot("r1", both) == "blue" and choose_slot("r3", both) == "blue"
 
 
 def test_stats_password_reaches_the_proxy_only_as_a_secret(training):
@@ -320,6 +349,8 @@ def test_images_are_built_against_the_base_image_s_id(training):
 def test_scale_down_stops_dropped_app_replicas_before_the_tier_changes(training):
     mocks, _ = training
     (scale_down,) = [c for c in mocks.of_type("command:local:Command") if "app-scale-down" in c.urn]
-    names = [f"companynews-training-app-{index}" for index in range(2, constants.MAX_APP_REPLICAS)]
+    slot = [labels(c)["companynews.slot"] for c in mocks.of_type(CONTAINER)
+            if labels(c)[constants.LABEL_ROLE] == "app"][0]
+    names = [f"companynews-training-app-{slot}-{index}" for index in range(2, constants.MAX_APP_REPLICAS)]
     assert scale_down.inputs["create"].startswith(f"docker stop --time 30 {' '.join(names)} "), scale_down.inputs
     assert scale_down.inputs["triggers"] == [2], "it must run again whenever appReplicas changes"
