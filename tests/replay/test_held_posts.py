@@ -17,15 +17,13 @@ import uuid
 import pytest
 import requests
 
-from tests.replay.test_single_writer import crash
+from tests.replay.test_single_writer import crash, probe_reads
 
 POST_HOLD_SECONDS = 10  # the default postHoldSeconds (components/settings.py), which the stack keeps
 POSTS = 60
 CRASH_BEFORE_POSTS = (15, 30, 45)
 POST_INTERVAL_SECONDS = 0.1
-READERS = 4
-READ_INTERVAL_SECONDS = 0.02
-READS_PER_READER_MAX = 3000
+READERS = 4  # cookieless readers of /Read.action, each bounded in requests (probe_reads)
 READ_SHARE_GOAL = 0.995
 
 
@@ -35,24 +33,11 @@ def stack(replayed_training):
     return replayed_training
 
 
-def read_until_stopped(url: str, stop: threading.Event, statuses: list[int]) -> None:
-    """A cookieless reader of /Read.action, bounded in count."""
-    session = requests.Session()
-    for _ in range(READS_PER_READER_MAX):
-        if stop.is_set():
-            return
-        try:
-            statuses.append(session.get(url + "Read.action", timeout=5).status_code)
-        except requests.RequestException:
-            statuses.append(0)
-        time.sleep(READ_INTERVAL_SECONDS)
-
-
 def test_writer_crashes_lose_and_fail_no_post_and_list_none_twice(stack):
     run = uuid.uuid4().hex[:6]
     browser = requests.Session()  # keeps JSESSIONID and cn_fresh, as a browser would
     stop, reads = threading.Event(), [[] for _ in range(READERS)]
-    readers = [threading.Thread(target=read_until_stopped, args=(stack.url, stop, statuses))
+    readers = [threading.Thread(target=probe_reads, args=(stack.url, stop, statuses))
                for statuses in reads]
     for reader in readers:
         reader.start()
