@@ -490,6 +490,58 @@ def test_post_that_reached_an_app_that_died_is_never_sent_again(test_network, ti
     assert received == 1, f"the app received the post {received} times: one that reached an app is never resent"
 
 
+# A stand-in for the race a held post's resend exists for: the writer answers the post gate "open", then stops
+# listening before the post connects (it died), and a writer listens again a moment later. Perl (in every Debian
+# base) answers each request with Connection: close, so the door keeps no connection that a post could reuse.
+BLINKING_APP = r"""
+use strict;
+use IO::Socket::INET;
+$| = 1;
+sub listener { IO::Socket::INET->new(LocalPort => 8080, Listen => 16, ReuseAddr => 1) or die "listen: $!" }
+my ($server, $gates) = (listener(), 0);
+while (1) {
+    my $client = $server->accept or next;
+    my $head = "";
+    while (my $line = <$client>) { $head .= $line; last if $line eq "\r\n"; }
+    my ($length) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    my $body = "";
+    read($client, $body, $length) if $length;
+    # The first gate: stop listening before answering "open", so the post that follows finds nothing there.
+    my $blink = $head =~ m{^GET /_companynews/accepting-posts} && $gates++ == 0;
+    close $server if $blink;
+    if ($head =~ m{^POST /Post\.action}) {
+        print STDERR "took a post: $body\n";
+        print $client "HTTP/1.1 302 Found\r\nLocation: /Read.action\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    } else {
+        print $client "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nyes\n";
+    }
+    close $client;
+    if ($blink) {
+        select(undef, undef, undef, 1.5);
+        $server = listener();
+    }
+}
+"""
+
+
+def test_post_refused_after_an_open_gate_is_delivered_again_exactly_once(test_network, tiers, base_image):
+    blinking, address = test_network._run(base_image, "blinking-app", user=f"{constants.PROXY_UID}",
+                                          command=["perl", "-e", BLINKING_APP], **HARDENING)
+    front_door = test_network.proxy([tiers.static_server], [f"{address}:{constants.APP_PORT}"],
+                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
+    title = f"resent-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    posted = post(front_door, title)
+    answered_in = time.monotonic() - started
+    assert posted.status_code == 302, f"a post refused after an open gate answered {posted.status_code}"
+    assert answered_in > 1, f"answered after {answered_in:.2f} s: the post cannot have met the refusal"
+    received = wait_until(lambda: blinking.logs(stdout=False, stderr=True).decode().count(f"title={title}"), 5)
+    assert received == 1, f"the app received the post {received} times, not once"
+    # Two proxy attempts for the one post: the refused one, then the delivery (" : " separates them).
+    assert logged(front_door, f'"POST /Post.action HTTP/1.1" 302', f"upstream={address}:{constants.APP_PORT} : "), (
+        access_log(front_door)[-1500:])
+
+
 # --- limits --------------------------------------------------------------------------------------------
 
 def test_other_methods_get_405(proxy):
