@@ -439,6 +439,23 @@ def test_posts_paused_gate_is_answered_at_once_never_held(test_network, tiers):
     assert answered_in < 1.5, f"a shut gate held the post {answered_in:.1f} s"
 
 
+def post_to_the_only_app(test_network, tiers, address: str, title: str):
+    """A front door whose one app server is `address` (port APP_PORT), the longest hold, and one post through it:
+    the door, the answer and the seconds it took."""
+    front_door = test_network.proxy([tiers.static_server], [f"{address}:{constants.APP_PORT}"],
+                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
+    started = time.monotonic()
+    posted = post(front_door, title)
+    return front_door, posted, time.monotonic() - started
+
+
+def posts_received(app, title: str) -> int:
+    """How many times a fake app logged a post of `title`. Read after the door answered, so no attempt of it is
+    still on its way; the half second lets Docker hand the last lines on."""
+    time.sleep(0.5)
+    return app.logs(stdout=False, stderr=True).decode(errors="replace").count(f"title={title}")
+
+
 # A stand-in for an app that takes a post and dies before answering: it answers the post gate, and for
 # POST /Post.action reads the whole request, logs it, then closes the connection without a word (nginx's 444).
 DYING_APP_CONF = """
@@ -477,16 +494,11 @@ def test_post_that_reached_an_app_that_died_is_never_sent_again(test_network, ti
         entrypoint=["bash", "-c", 'printf "%s" "$DYING_APP_CONF" >/tmp/dying-app.conf && '
                                   'exec nginx -c /tmp/dying-app.conf -g "daemon off;"'],
         **PROXY_HARDENING)
-    front_door = test_network.proxy([tiers.static_server], [f"{address}:{constants.APP_PORT}"],
-                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
     title = f"once-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
-    posted = post(front_door, title)
-    answered_in = time.monotonic() - started
+    front_door, posted, answered_in = post_to_the_only_app(test_network, tiers, address, title)
     assert posted.status_code == 503 and "failing over" in posted.text, posted.status_code
     assert answered_in < 3, f"a post that reached an app was held {answered_in:.1f} s"
-    time.sleep(0.5)
-    received = dying.logs(stdout=False, stderr=True).decode(errors="replace").count(f"title={title}")
+    received = posts_received(dying, title)
     assert received == 1, f"the app received the post {received} times: one that reached an app is never resent"
 
 
@@ -527,15 +539,11 @@ while (1) {
 def test_post_refused_after_an_open_gate_is_delivered_again_exactly_once(test_network, tiers, base_image):
     blinking, address = test_network._run(base_image, "blinking-app", user=f"{constants.PROXY_UID}",
                                           command=["perl", "-e", BLINKING_APP], **HARDENING)
-    front_door = test_network.proxy([tiers.static_server], [f"{address}:{constants.APP_PORT}"],
-                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
     title = f"resent-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
-    posted = post(front_door, title)
-    answered_in = time.monotonic() - started
+    front_door, posted, answered_in = post_to_the_only_app(test_network, tiers, address, title)
     assert posted.status_code == 302, f"a post refused after an open gate answered {posted.status_code}"
     assert answered_in > 1, f"answered after {answered_in:.2f} s: the post cannot have met the refusal"
-    received = wait_until(lambda: blinking.logs(stdout=False, stderr=True).decode().count(f"title={title}"), 5)
+    received = posts_received(blinking, title)
     assert received == 1, f"the app received the post {received} times, not once"
     # Two proxy attempts for the one post: the refused one, then the delivery (" : " separates them).
     assert logged(front_door, f'"POST /Post.action HTTP/1.1" 302', f"upstream={address}:{constants.APP_PORT} : "), (
