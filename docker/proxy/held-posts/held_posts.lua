@@ -16,6 +16,12 @@
 -- `non_idempotent` ("requests with a non-idempotent method (POST, LOCK, PATCH) are not passed to the next
 -- server if a request has been sent to an upstream server",
 -- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream).
+--
+-- lua-nginx-module semantics relied on (https://github.com/openresty/lua-nginx-module#nginx-api-for-lua, 0.10.23):
+-- ngx.location.capture issues a subrequest and yields until it completes, forwarding the parent's body only for
+-- PUT/POST (the gate is asked with GET, and its location drops the body anyway); ngx.sleep yields without
+-- blocking the worker; ngx.req.start_time is the request's arrival, which internal redirects keep; ngx.exec to a
+-- named location keeps the method and the request body already read, and aborts the current handler.
 local held_posts = {}
 
 -- How often a held post asks the gate again. While every app server is marked failed (max_fails=1,
