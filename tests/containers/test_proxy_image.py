@@ -412,7 +412,6 @@ def test_post_without_a_writer_is_held_and_delivered_once_the_standby_listens(te
     assert held > 0.3, f"answered after {held:.2f} s: the standby cannot have listened yet, so it was never held"
     listed = requests.get(front_door.url + "/Read.action", cookies={"cn_fresh": "1"}, timeout=TIMEOUT).text
     assert listed.count(f">{title}<") == 1, f"{title} is listed {listed.count(f'>{title}<')} times, not once"
-    assert logged(front_door, f"upstream={writer_server}, {standby_server}")
     print(f"\na post held through the takeover was answered 302 after {held:.2f} s")
 
 
