@@ -66,6 +66,7 @@ else:
         post_rate_per_minute=common.post_rate_per_minute, post_burst=common.post_burst,
         post_allow_cidrs=common.post_allow_cidrs, client_max_body=common.client_max_body,
         microcache_seconds=common.microcache_seconds, memory_mb=common.proxy_memory_mb,
+        post_hold_seconds=docker_settings.post_hold_seconds,
         network_mode=docker_settings.proxy_network_mode)}
 
 volume = SharedPrevaylerVolume("prevayler-data", SharedPrevaylerVolumeArgs(platform=platform))

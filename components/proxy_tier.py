@@ -57,6 +57,7 @@ class NginxDoor:
     client_max_body: str
     microcache_seconds: int
     memory_mb: int
+    post_hold_seconds: int      # a post that arrives while no writer listens waits this long for one
     # "bridge": on the stack's network, ports published by Docker. "host": on the host's network, nginx
     # listening on bind_address:http_port itself, without Docker's userland proxy (docs/benchmarks.md).
     network_mode: str = "bridge"
@@ -122,6 +123,7 @@ class ProxyTier(pulumi.ComponentResource):
             f"POST_ALLOW_CIDRS={' '.join(door.post_allow_cidrs)}",
             f"CLIENT_MAX_BODY={door.client_max_body}",
             f"MICROCACHE_SECONDS={door.microcache_seconds}",
+            f"POST_HOLD_SECONDS={door.post_hold_seconds}",
         ]
         # The stats page is for the operator on this host only, whatever bindAddress says.
         on_host_network = door.network_mode == "host"

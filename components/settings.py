@@ -239,6 +239,10 @@ class DockerSettings:
         "dockerSubnet", default="172.30.81.0/24", allowed="an IPv4 network from /16 to /26",
         check=lambda v: is_ipv4_network(v, smallest_prefix=16, largest_prefix=26),
         description="Subnet of the stack's Docker network; containers get fixed addresses in it.")
+    post_hold_seconds: int = setting(
+        "postHoldSeconds", default=10, allowed="an integer from 0 to 60", check=between(0, 60),
+        description="Seconds the front door holds a post that arrives while no app writer listens (a failover), "
+                    "delivering it to the new writer as soon as one listens; then the 503 page. 0: no hold.")
     purge_data_on_destroy: bool = setting(
         "purgeDataOnDestroy", default=False, allowed="true or false",
         description="`make down` also deletes the data volume (read when make down runs; `pulumi destroy` itself always keeps it, and `make purge` deletes it whatever this says).")

@@ -33,6 +33,10 @@ STATS_PASSWORD = "stats-password-for-tests-only"
 PROXY_HARDENING = {**HARDENING, "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"}}
 TIMEOUT = 10  # seconds, for every HTTP request a test sends
 APP_START_SECONDS = 90  # the JVM and Jetty deploying the war, on a busy CI host
+SHORT_HOLD_SECONDS = 2  # POST_HOLD_SECONDS where a test waits for the hold to run out
+# POST_HOLD_SECONDS where a post must outwait a standby's takeover: the most the setting allows, since a
+# busy CI host may start the JVM slowly; the post is answered as soon as the writer listens.
+TAKEOVER_HOLD_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +126,14 @@ class TierNetwork:
         _, address = self._run(self.static_image, "static", healthcheck=FAST_HEALTHCHECK, **HARDENING)
         return f"{address}:{constants.STATIC_PORT}"
 
-    def app(self, volume=None, publish: bool = False):
+    def app(self, volume=None, publish: bool = False, environment: dict[str, str] | None = None):
         """An app replica on `volume` (a new one by default): the writer, or a standby if another holds it.
         `publish` also publishes its port on 127.0.0.1, for tests that skip the front door."""
         ports = {f"{constants.APP_PORT}/tcp": ("127.0.0.1", None)} if publish else {}
         container, address = self._run(
             self.app_image, "app", healthcheck=FAST_HEALTHCHECK,
             volumes={(volume or self.data_volume()).name: {"bind": constants.DATA_PATH, "mode": "rw"}},
-            ports=ports, **HARDENING)
+            ports=ports, environment=environment or {}, **HARDENING)
         return container, f"{address}:{constants.APP_PORT}"
 
     def proxy(self, static_servers: list[str], app_servers: list[str], **environment: str) -> Proxy:
@@ -363,7 +367,8 @@ def test_microcache_zero_turns_caching_off(test_network, tiers):
 
 def test_reads_served_stale_and_posts_get_failover_page_while_app_is_down(test_network, tiers):
     app_container, app_server = test_network.app()
-    front_door = test_network.proxy([tiers.static_server], [app_server])
+    # A short hold: the post below waits that long for a writer that never comes (held posts have their tests).
+    front_door = test_network.proxy([tiers.static_server], [app_server], POST_HOLD_SECONDS=str(SHORT_HOLD_SECONDS))
     before = wait_for(front_door, "/Read.action", seconds=APP_START_SECONDS)
     app_container.stop(timeout=2)
 
@@ -381,14 +386,178 @@ def test_reads_served_stale_and_posts_get_failover_page_while_app_is_down(test_n
     assert during.text == before.text
     assert during.headers.get("X-Cache-Status") == "STALE", f"answers after the app stopped: {answers}"
 
+    started = time.monotonic()
     posted = post(front_door, "during-failover")
+    held = time.monotonic() - started
     assert posted.status_code == 503, f"a post with the app down answered {posted.status_code}"
+    assert SHORT_HOLD_SECONDS <= held < SHORT_HOLD_SECONDS + 3, (
+        f"a post with no writer got the 503 page after {held:.1f} s, not once its {SHORT_HOLD_SECONDS} s hold ran out")
     assert "failing over" in posted.text and "resend" in posted.text
     assert posted.headers["Content-Type"].startswith("text/html")
     assert posted.headers.get("Retry-After") == "5"
 
     never_cached = requests.get(front_door.url + "/Post.action", timeout=TIMEOUT)
     assert never_cached.status_code == 503 and "failing over" in never_cached.text
+
+
+# --- held posts -----------------------------------------------------------------------------------------
+
+def test_post_without_a_writer_is_held_and_delivered_once_the_standby_listens(test_network, tiers):
+    """The writer crashes; a post that arrives before the standby listens waits at the door and is answered 302
+    by the new writer, and is listed exactly once."""
+    volume = test_network.data_volume()
+    writer, writer_server = test_network.app(volume)
+    assert wait_until(lambda: writer.exec_run(["cat", "/tmp/role"]).output.strip() == b"writer", APP_START_SECONDS)
+    _, standby_server = test_network.app(volume)
+    front_door = test_network.proxy([tiers.static_server], [writer_server, standby_server],
+                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
+    wait_for(front_door, "/Read.action", seconds=APP_START_SECONDS)
+    assert post(front_door, "held-before-the-crash").status_code == 302
+    title = f"held-{uuid.uuid4().hex[:8]}"
+    writer.kill()  # SIGKILL: the JVM dies, the kernel frees the lock, the standby starts Jetty
+    started = time.monotonic()
+    posted = requests.post(front_door.url + "/Post.action", data={"title": title, "body": "held at the door"},
+                           allow_redirects=False, timeout=TAKEOVER_HOLD_SECONDS + 10)
+    held = time.monotonic() - started
+    assert posted.status_code == 302, f"a post during the takeover answered {posted.status_code} after {held:.1f} s"
+    assert held > 0.3, f"answered after {held:.2f} s: the standby cannot have listened yet, so it was never held"
+    listed = requests.get(front_door.url + "/Read.action", cookies={"cn_fresh": "1"}, timeout=TIMEOUT).text
+    assert listed.count(f">{title}<") == 1, f"{title} is listed {listed.count(f'>{title}<')} times, not once"
+    print(f"\na post held through the takeover was answered 302 after {held:.2f} s")
+
+
+def test_post_hold_zero_answers_the_failover_page_at_once(test_network, tiers):
+    app_container, app_server = test_network.app()
+    front_door = test_network.proxy([tiers.static_server], [app_server], POST_HOLD_SECONDS="0")
+    wait_for(front_door, "/Read.action", seconds=APP_START_SECONDS)
+    app_container.kill()
+    started = time.monotonic()
+    posted = post(front_door, "not-held")
+    assert posted.status_code == 503 and "failing over" in posted.text, posted.status_code
+    assert time.monotonic() - started < 1.5, "POST_HOLD_SECONDS=0 must answer at once"
+
+
+def test_posts_paused_gate_is_answered_at_once_never_held(test_network, tiers):
+    """A writer whose gate is shut (its disk below the floor) answered: the post is not held."""
+    _, full_writer = test_network.app(environment={"DATA_FREE_FLOOR_KIB": "9999999999"})
+    front_door = test_network.proxy([tiers.static_server], [full_writer], POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
+    wait_for(front_door, "/Read.action", seconds=APP_START_SECONDS)
+    started = time.monotonic()
+    posted = post(front_door, "while-paused")
+    answered_in = time.monotonic() - started
+    assert posted.status_code == 503 and "Posting is paused" in posted.text, (posted.status_code, posted.text[:200])
+    assert answered_in < 1.5, f"a shut gate held the post {answered_in:.1f} s"
+
+
+def post_to_the_only_app(test_network, tiers, address: str, title: str):
+    """A front door whose one app server is `address` (port APP_PORT), the longest hold, and one post through it:
+    the door, the answer and the seconds it took."""
+    front_door = test_network.proxy([tiers.static_server], [f"{address}:{constants.APP_PORT}"],
+                                    POST_HOLD_SECONDS=str(TAKEOVER_HOLD_SECONDS))
+    started = time.monotonic()
+    posted = post(front_door, title)
+    return front_door, posted, time.monotonic() - started
+
+
+def posts_received(app, title: str) -> int:
+    """How many times a fake app logged a post of `title`. Read after the door answered, so no attempt of it is
+    still on its way; the half second lets Docker hand the last lines on."""
+    time.sleep(0.5)
+    return app.logs(stdout=False, stderr=True).decode(errors="replace").count(f"title={title}")
+
+
+# A stand-in for an app that takes a post and dies before answering: it answers the post gate, and for
+# POST /Post.action reads the whole request, logs it, then closes the connection without a word (nginx's 444).
+DYING_APP_CONF = """
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+pid /tmp/dying-app.pid;
+error_log stderr warn;
+events {}
+http {
+    client_body_temp_path /tmp/body;
+    proxy_temp_path /tmp/proxy;
+    fastcgi_temp_path /tmp/fastcgi;
+    uwsgi_temp_path /tmp/uwsgi;
+    scgi_temp_path /tmp/scgi;
+    access_log /dev/stdout;
+    server {
+        listen 8080;
+        location = /_companynews/accepting-posts { return 200 "yes"; }
+        location = /Post.action {
+            content_by_lua_block {
+                ngx.req.read_body()
+                ngx.log(ngx.WARN, "dying-app took a post: ", ngx.req.get_body_data())
+                ngx.sleep(0.2)
+                ngx.exit(444)
+            }
+        }
+    }
+}
+"""
+
+
+def test_post_that_reached_an_app_that_died_is_never_sent_again(test_network, tiers):
+    # The proxy image has nginx with Lua; its root is read-only, so the configuration goes to its /tmp.
+    dying, address = test_network._run(
+        test_network.proxy_image, "dying-app", environment={"DYING_APP_CONF": DYING_APP_CONF},
+        entrypoint=["bash", "-c", 'printf "%s" "$DYING_APP_CONF" >/tmp/dying-app.conf && '
+                                  'exec nginx -c /tmp/dying-app.conf -g "daemon off;"'],
+        **PROXY_HARDENING)
+    title = f"once-{uuid.uuid4().hex[:8]}"
+    front_door, posted, answered_in = post_to_the_only_app(test_network, tiers, address, title)
+    assert posted.status_code == 503 and "failing over" in posted.text, posted.status_code
+    assert answered_in < 3, f"a post that reached an app was held {answered_in:.1f} s"
+    received = posts_received(dying, title)
+    assert received == 1, f"the app received the post {received} times: one that reached an app is never resent"
+
+
+# A stand-in for the race a held post's resend exists for: the writer answers the post gate "open", then stops
+# listening before the post connects (it died), and a writer listens again a moment later. Perl (in every Debian
+# base) answers each request with Connection: close, so the door keeps no connection that a post could reuse.
+BLINKING_APP = r"""
+use strict;
+use IO::Socket::INET;
+$| = 1;
+sub listener { IO::Socket::INET->new(LocalPort => 8080, Listen => 16, ReuseAddr => 1) or die "listen: $!" }
+my ($server, $gates) = (listener(), 0);
+while (1) {
+    my $client = $server->accept or next;
+    my $head = "";
+    while (my $line = <$client>) { $head .= $line; last if $line eq "\r\n"; }
+    my ($length) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    my $body = "";
+    read($client, $body, $length) if $length;
+    # The first gate: stop listening before answering "open", so the post that follows finds nothing there.
+    my $blink = $head =~ m{^GET /_companynews/accepting-posts} && $gates++ == 0;
+    close $server if $blink;
+    if ($head =~ m{^POST /Post\.action}) {
+        print STDERR "took a post: $body\n";
+        print $client "HTTP/1.1 302 Found\r\nLocation: /Read.action\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    } else {
+        print $client "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nyes\n";
+    }
+    close $client;
+    if ($blink) {
+        select(undef, undef, undef, 1.5);
+        $server = listener();
+    }
+}
+"""
+
+
+def test_post_refused_after_an_open_gate_is_delivered_again_exactly_once(test_network, tiers, base_image):
+    blinking, address = test_network._run(base_image, "blinking-app", user=f"{constants.PROXY_UID}",
+                                          command=["perl", "-e", BLINKING_APP], **HARDENING)
+    title = f"resent-{uuid.uuid4().hex[:8]}"
+    front_door, posted, answered_in = post_to_the_only_app(test_network, tiers, address, title)
+    assert posted.status_code == 302, f"a post refused after an open gate answered {posted.status_code}"
+    assert answered_in > 1, f"answered after {answered_in:.2f} s: the post cannot have met the refusal"
+    received = posts_received(blinking, title)
+    assert received == 1, f"the app received the post {received} times, not once"
+    # Two proxy attempts for the one post: the refused one, then the delivery (" : " separates them).
+    assert logged(front_door, f'"POST /Post.action HTTP/1.1" 302', f"upstream={address}:{constants.APP_PORT} : "), (
+        access_log(front_door)[-1500:])
 
 
 # --- limits --------------------------------------------------------------------------------------------
@@ -469,6 +638,8 @@ def test_stats_page_needs_password_and_is_on_8404(proxy):
     ({"POST_ALLOW_CIDRS": "10.0.0.0/40"}, "POST_ALLOW_CIDRS"),
     ({"CLIENT_MAX_BODY": "64 kB"}, "CLIENT_MAX_BODY"),
     ({"MICROCACHE_SECONDS": "-1"}, "MICROCACHE_SECONDS"),
+    ({"POST_HOLD_SECONDS": "61"}, "POST_HOLD_SECONDS"),
+    ({"POST_HOLD_SECONDS": "ten"}, "POST_HOLD_SECONDS"),
     ({"LISTEN_ADDRESS": "localhost:8080"}, "LISTEN_ADDRESS"),
     ({"STATS_LISTEN_ADDRESS": "127.0.0.1:70000"}, "STATS_LISTEN_ADDRESS"),
     ({"STATS_LISTEN_ADDRESS": "8080"}, "STATS_LISTEN_ADDRESS"),

@@ -21,7 +21,7 @@ BAD_VALUES = {
     "clientMaxBody": "1g", "microcacheSeconds": "5", "appMemoryMb": "128", "staticMemoryMb": "8",
     "proxyMemoryMb": "1", "processLimit": "10", "dataFreeFloorKib": "-1", "appReplicas": "6", "httpPort": "65536",
     "bindAddress": "localhost", "statsPort": "0", "statsPassword": "short", "dockerSubnet": "10.0.0.0/8",
-    "purgeDataOnDestroy": "yes", "proxyNetworkMode": "overlay",
+    "postHoldSeconds": "61", "purgeDataOnDestroy": "yes", "proxyNetworkMode": "overlay",
     "region": "us-east", "azCount": "1", "vpcCidr": "10.40.0.0/24", "natPerAz": "sometimes",
     "instanceType": "m7g.large", "minInstances": "1", "maxInstances": "51", "staticMinTasks": "1",
     "staticMaxTasks": "101", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x",

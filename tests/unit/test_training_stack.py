@@ -66,6 +66,14 @@ def test_front_door_is_on_the_stack_network_by_default(training):
         f"{proxy.urn} on the stack's network must listen on the image's own ports: {envs}")
 
 
+@pytest.mark.parametrize("setting, expected", [(None, "10"), ("0", "0"), ("45", "45")])
+def test_front_door_holds_posts_for_post_hold_seconds(run_stack, setting, expected):
+    mocks, _ = run_stack(**({} if setting is None else {"postHoldSeconds": setting}))
+    proxy = proxy_of(mocks)
+    envs = unwrap(proxy.inputs["envs"])
+    assert f"POST_HOLD_SECONDS={expected}" in envs, f"{proxy.urn} with postHoldSeconds={setting}: {envs}"
+
+
 def test_front_door_on_host_network_listens_on_bind_address_itself(run_stack):
     mocks, exports = run_stack(proxyNetworkMode="host", bindAddress="0.0.0.0", httpPort="8181", statsPort="8505")
     proxy = proxy_of(mocks)
