@@ -2,8 +2,9 @@
 // libnginx-mod-http-js, njs 0.7.9).
 //
 // Why this way: open-source nginx keeps no per-upstream counters (only the commercial API does), and njs 0.7
-// has no shared memory between workers and no timers. So every request writes one short line to a buffered
-// log on the tmpfs (nginx.conf, log_format stats); every few seconds the container's health check renames it
+// has no shared memory between workers and no timers. So every request that went to a tier writes one short
+// line to a buffered log on the tmpfs (nginx.conf, log_format stats; the requests answered from the micro-cache
+// or by the door itself are only counted, by request_counts.lua, read here through /_counts); every few seconds the container's health check renames it
 // to requests-<nanoseconds>.log, has nginx reopen its logs (SIGUSR1) and calls /fold, which adds the rotated
 // files to totals.json and deletes them. A scrape reads the totals plus what is not folded yet: counters that
 // survive worker restarts (not container restarts), a buffered write per 64 KB of requests, a few seconds of
@@ -62,14 +63,6 @@ function accumulate(totals, text, tiers) {
     const entries = text.split('\n').map(parse).filter(entry => entry !== null);
     entries.sort((a, b) => a.ms - b.ms);
     entries.forEach(function (entry) {
-        totals.requests++;
-        add(totals.status, entry.status.charAt(0) + 'xx', 1);
-        if (entry.cache !== '-') {
-            add(totals.cache, entry.cache, 1);
-        }
-        if (entry.shield) {
-            add(totals.shield, entry.shield, 1);
-        }
         if (entry.addrs === '-') {
             return;
         }
@@ -179,6 +172,25 @@ function keyValues(text) {
 
 // Asks every server now: the app's writer answers with its status, a standby refuses, a static replica
 // answers /healthz.
+// Every request's status class, cache status and refusal reason, counted by request_counts.lua (the stats log
+// holds only the requests that went to a tier): "status 2xx 10", "cache HIT 7", "shield query 1" lines.
+async function addRequestCounts(r, totals) {
+    const reply = await r.subrequest('/_counts');
+    reply.responseText.split('\n').forEach(function (line) {
+        const fields = line.split(' ');   // njs 0.7 has no destructuring
+        const kind = fields[0], key = fields[1], amount = parseInt(fields[2], 10);
+        if (!(amount > 0)) {
+            return;
+        }
+        if (kind === 'status') {
+            totals.requests += amount;
+            add(totals.status, key, amount);
+        } else if (kind === 'cache' || kind === 'shield') {
+            add(totals[kind], key, amount);
+        }
+    });
+}
+
 async function probe(servers) {
     const probes = [];
     ['app', 'static'].forEach(function (tier) {
@@ -202,6 +214,7 @@ async function collect(r) {
     const servers = readJson(SERVERS, {app: [], static: []});
     const tiers = tiersOf(servers);
     const totals = counters(tiers);
+    await addRequestCounts(r, totals);
     const probes = await probe(servers);
     const writer = probes.find(p => p.tier === 'app' && p.ok);
     return {totals: totals, probes: probes, tiers: tiers, writer: writer ? writer.status : null,
