@@ -138,6 +138,10 @@ class Load:
             try:
                 holders = journal_holders(self.stack)
                 writers = [c for c in self.stack.containers("app") if self.stack.role_of(c) == "writer"]
+                # The role file says writer until the container stops: the old writer, read first, may have
+                # exited (freeing the lock) before the new one was read. Only those still running after
+                # every role was read were writers at the same time.
+                writers = [c for c in writers if self.stack.role_of(c) == "writer"]
             except docker.errors.APIError:    # a container of the old slot was removed while being read
                 continue
             self.most_journal_holders = max(self.most_journal_holders, sum(holders.values()))
