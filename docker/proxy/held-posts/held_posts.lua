@@ -24,8 +24,8 @@
 -- named location keeps the method and the request body already read, and aborts the current handler.
 local held_posts = {}
 
--- How often a held post asks the gate again. While every app server is marked failed (max_fails=1,
--- fail_timeout=1s in the app upstream) the ask costs no connection: nginx answers "no live upstreams".
+-- How often a held post asks the gate again. The app balancer (app_balancer.lua) tries the addresses that
+-- listened at its last probe first, so an ask costs a refused connection or two until the new writer listens.
 local ASK_INTERVAL_SECONDS = 0.1
 -- Deliveries of one post that may end with no connection before it gets the 503 page. Each one costs two
 -- internal redirects (the error_page to @writer_unreachable, ngx.exec back to @writer), and nginx allows a
