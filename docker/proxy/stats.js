@@ -2,15 +2,16 @@
 // libnginx-mod-http-js, njs 0.7.9).
 //
 // Why this way: open-source nginx keeps no per-upstream counters (only the commercial API does), and njs 0.7
-// has no shared memory between workers and no timers. So every request that went to a tier writes one short
-// line to a buffered log on the tmpfs (nginx.conf, log_format stats; the requests answered from the micro-cache
-// or by the door itself are only counted, by request_counts.lua, read here through /_counts); every few seconds the container's health check renames it
-// to requests-<nanoseconds>.log, has nginx reopen its logs (SIGUSR1) and calls /fold, which adds the rotated
-// files to totals.json and deletes them. A scrape reads the totals plus what is not folded yet: counters that
-// survive worker restarts (not container restarts), a buffered write per 64 KB of requests, a few seconds of
-// lines on the tmpfs at most, and no process besides nginx. Whether a server is up is asked
-// live at each scrape: the app's writer serves its status file (docker/app/healthcheck), a standby does not
-// listen, and a static replica answers /healthz.
+// has no shared memory between workers and no timers. So the front door writes two buffered logs on the tmpfs
+// (nginx.conf, "The stats page's counts"): hits.log gets two bytes per cache hit answered 2xx, counted here by
+// the file's size, and requests.log one short line per other request (the shield's refusals excepted: their
+// counts come from shield.lua's shared dictionary through /shield). Every few seconds the container's health
+// check renames both to <name>-<nanoseconds>.log, has nginx reopen its logs (SIGUSR1) and calls /fold, which
+// adds the rotated files to totals.json and deletes them. A scrape reads the totals plus what is not folded
+// yet: counters that survive worker restarts (not container restarts), a buffered write per 64 KB, a few
+// seconds of lines on the tmpfs at most, no code run per request and no process besides nginx. Whether a
+// server is up is asked live at each scrape: the app's writer serves its status file (docker/app/healthcheck),
+// a standby does not listen, and a static replica answers /healthz.
 import fs from 'fs';
 
 const STATS_DIR = '/tmp/nginx/stats';
@@ -18,7 +19,8 @@ const TOTALS = STATS_DIR + '/totals.json';
 const FOLDING = STATS_DIR + '/folding';          // exists while one scrape folds; it holds the claimed files
 const SERVERS = '/tmp/nginx/rendered/servers.json';  // {"app": [...], "static": [...]}, by proxy-entrypoint
 const STALE_FOLD_MS = 60000;                      // a fold older than this was cut short (its worker died)
-const LIVE_LOG = STATS_DIR + '/requests.log';     // what nginx writes now
+const LIVE_LOGS = ['requests.log', 'hits.log'];  // what nginx writes now
+const HIT_LINE_BYTES = 2;                         // ".\n", nginx.conf's log_format stats_hit
 const REOPEN_MS = 3000;                           // a rotated file is complete once nginx has reopened its logs
 
 function emptyTotals() {
@@ -36,7 +38,7 @@ function readJson(path, fallback) {
 
 function listDir(path) {
     try {
-        return fs.readdirSync(path).filter(name => name.startsWith('requests-') && name.endsWith('.log')).sort();
+        return fs.readdirSync(path).filter(name => /^(requests|hits)-\d+\.log$/.test(name)).sort();
     } catch (e) {
         return [];
     }
@@ -44,6 +46,26 @@ function listDir(path) {
 
 function add(counts, key, amount) {
     counts[key] = (counts[key] || 0) + amount;
+}
+
+function count(totals, status, cache, shield, amount) {
+    totals.requests += amount;
+    add(totals.status, status.charAt(0) + 'xx', amount);
+    if (cache && cache !== '-') {
+        add(totals.cache, cache, amount);
+    }
+    if (shield) {
+        add(totals.shield, shield, amount);
+    }
+}
+
+// A rotated or live file of either log: hits.log is counted by its size, requests.log line by line.
+function accumulateFile(totals, path, tiers) {
+    if (/hits[^/]*$/.test(path)) {
+        count(totals, '2xx', 'HIT', '', Math.floor(fs.readFileSync(path).length / HIT_LINE_BYTES));
+    } else {
+        accumulate(totals, fs.readFileSync(path, 'utf8'), tiers);
+    }
 }
 
 // One line: msec status cache "upstream_addr" "upstream_status" shield=reason
@@ -60,12 +82,31 @@ function parse(line) {
 
 // Adds a file's lines to the totals; `tiers` maps ip:port to its tier.
 function accumulate(totals, text, tiers) {
-    const entries = text.split('\n').map(parse).filter(entry => entry !== null);
-    entries.sort((a, b) => a.ms - b.ms);
-    entries.forEach(function (entry) {
-        if (entry.addrs === '-') {
+    const entries = [];
+    // Lines of requests the door answered itself ("-" for the upstream: UPDATING, 429, 413, ...) need only
+    // their status and cache status, counted here by that part of the line without parsing the rest.
+    const answeredByTheDoor = {};
+    text.split('\n').forEach(function (line) {
+        const quote = line.indexOf('"');
+        if (quote < 0) {
             return;
         }
+        if (line.charAt(quote + 1) === '-' && line.charAt(quote + 2) === '"') {
+            add(answeredByTheDoor, line.slice(line.indexOf(' ') + 1, quote), 1);
+            return;
+        }
+        const entry = parse(line);
+        if (entry !== null) {
+            entries.push(entry);
+        }
+    });
+    Object.keys(answeredByTheDoor).forEach(function (key) {
+        const fields = key.split(' ');   // "status cache "
+        count(totals, fields[0], fields[1], '', answeredByTheDoor[key]);
+    });
+    entries.sort((a, b) => a.ms - b.ms);
+    entries.forEach(function (entry) {
+        count(totals, entry.status, entry.cache, entry.shield, 1);
         // "a, b : c": every server tried, in order, with one status each.
         const addrs = entry.addrs.split(/\s*[,:]\s+/);
         const codes = entry.codes.split(/\s*[,:]\s+/);
@@ -96,9 +137,9 @@ function accumulate(totals, text, tiers) {
     });
 }
 
-// requests-<nanoseconds since the epoch>.log, named by the health check when it rotated the file.
+// requests-<nanoseconds since the epoch>.log or hits-<...>.log, named by the health check when it rotated it.
 function rotatedAt(name) {
-    return parseInt(name.slice('requests-'.length, -'.log'.length), 10) / 1e6;
+    return parseInt(name.slice(name.indexOf('-') + 1, -'.log'.length), 10) / 1e6;
 }
 
 // Folds the rotated files into totals.json, unless another scrape is folding; never loses or doubles a line:
@@ -124,7 +165,7 @@ function fold(tiers) {
     const claimed = listDir(FOLDING).filter(name => totals.folded.indexOf(name) < 0);
     if (claimed.length > 0 || kept === null) {
         claimed.forEach(function (name) {
-            accumulate(totals, fs.readFileSync(FOLDING + '/' + name, 'utf8'), tiers);
+            accumulateFile(totals, FOLDING + '/' + name, tiers);
         });
         totals.folded = claimed;
         fs.writeFileSync(TOTALS + '.tmp', JSON.stringify(totals));
@@ -146,16 +187,15 @@ function counters(tiers) {
     }
     const totals = readJson(TOTALS, emptyTotals());
     listDir(FOLDING).filter(name => totals.folded.indexOf(name) < 0).forEach(function (name) {
-        accumulate(totals, fs.readFileSync(FOLDING + '/' + name, 'utf8'), tiers);
+        accumulateFile(totals, FOLDING + '/' + name, tiers);
     });
-    listDir(STATS_DIR).forEach(function (name) {
-        accumulate(totals, fs.readFileSync(STATS_DIR + '/' + name, 'utf8'), tiers);
+    listDir(STATS_DIR).concat(LIVE_LOGS).forEach(function (name) {
+        try {
+            accumulateFile(totals, STATS_DIR + '/' + name, tiers);
+        } catch (e) {
+            // a live log not written yet, or a rotated file a fold has just claimed
+        }
     });
-    try {
-        accumulate(totals, fs.readFileSync(LIVE_LOG, 'utf8'), tiers);
-    } catch (e) {
-        // not written yet
-    }
     return totals;
 }
 
@@ -172,21 +212,15 @@ function keyValues(text) {
 
 // Asks every server now: the app's writer answers with its status, a standby refuses, a static replica
 // answers /healthz.
-// Every request's status class, cache status and refusal reason, counted by request_counts.lua (the stats log
-// holds only the requests that went to a tier): "status 2xx 10", "cache HIT 7", "shield query 1" lines.
-async function addRequestCounts(r, totals) {
-    const reply = await r.subrequest('/_counts');
+// The shield's refusals (shield.lua counts them; they have no line in requests.log): "reason count" lines and
+// "total count", each refusal a 4xx answer.
+async function addShieldRefusals(r, totals) {
+    const reply = await r.subrequest('/shield');
     reply.responseText.split('\n').forEach(function (line) {
         const fields = line.split(' ');   // njs 0.7 has no destructuring
-        const kind = fields[0], key = fields[1], amount = parseInt(fields[2], 10);
-        if (!(amount > 0)) {
-            return;
-        }
-        if (kind === 'status') {
-            totals.requests += amount;
-            add(totals.status, key, amount);
-        } else if (kind === 'cache' || kind === 'shield') {
-            add(totals[kind], key, amount);
+        const amount = parseInt(fields[1], 10);
+        if (fields[0] !== 'total' && amount > 0) {
+            count(totals, '4xx', '', fields[0], amount);
         }
     });
 }
@@ -214,7 +248,7 @@ async function collect(r) {
     const servers = readJson(SERVERS, {app: [], static: []});
     const tiers = tiersOf(servers);
     const totals = counters(tiers);
-    await addRequestCounts(r, totals);
+    await addShieldRefusals(r, totals);
     const probes = await probe(servers);
     const writer = probes.find(p => p.tier === 'app' && p.ok);
     return {totals: totals, probes: probes, tiers: tiers, writer: writer ? writer.status : null,

@@ -46,6 +46,24 @@ def test_pages_and_styles_are_gzipped_and_identical_after_decompression(replayed
     assert_same_after_decompression("Read.action (cached)", plain, packed)
 
 
+def test_a_client_refusing_gzip_gets_the_stylesheet_plain(replayed_training, static_zip):
+    # "gzip;q=0" names gzip only to refuse it (RFC 9110, 12.5.3); the cache keeps the plain and the gzipped copy
+    # apart by what the client takes, so neither may be served to a client that asked for the other.
+    replayed_training.wait_until_serving()
+    with zipfile.ZipFile(static_zip) as archive:
+        css = archive.read("static/styles/company.css")
+    url = replayed_training.url + "styles/company.css"
+    for _ in range(2):  # from the static tier, then from the front door's cache
+        assert raw_get(url, GZIP).headers.get("Content-Encoding") == "gzip"
+        for refusing in ("gzip;q=0", "gzip; q=0.0, identity", "deflate"):
+            plain = raw_get(url, {"Accept-Encoding": refusing})
+            assert plain.status_code == 200 and "Content-Encoding" not in plain.headers, (refusing, plain.headers)
+            assert plain.wire == css, f"{refusing!r}: the stylesheet differs from the archive"
+        taking = raw_get(url, {"Accept-Encoding": "br;q=1.0, gzip;q=0.5"})
+        assert taking.headers.get("Content-Encoding") == "gzip", taking.headers
+        assert gzip.decompress(taking.wire) == css
+
+
 def assert_same_after_decompression(path: str, plain: requests.Response, packed: requests.Response) -> None:
     assert plain.status_code == packed.status_code == 200, (path, plain.status_code, packed.status_code)
     assert "Content-Encoding" not in plain.headers, f"/{path}: {plain.headers}"

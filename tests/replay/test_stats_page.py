@@ -47,11 +47,14 @@ def test_stats_page_and_metrics_refuse_a_wrong_password(replayed_training):
 
 
 def test_a_refused_request_is_counted_by_reason(replayed_training):
-    before = sample(metrics(replayed_training), r'companynews_shield_refused_total\{reason="method"\}')
+    before = metrics(replayed_training)
     assert requests.request("DELETE", replayed_training.url + "Read.action", timeout=10).status_code == 405
     assert eventually(lambda: sample(metrics(replayed_training),
-                                     r'companynews_shield_refused_total\{reason="method"\}') == before + 1), \
+                                     r'companynews_shield_refused_total\{reason="method"\}')
+                      == sample(before, r'companynews_shield_refused_total\{reason="method"\}') + 1), \
         "the 405 was not counted under reason method"
+    assert sample(metrics(replayed_training), r'companynews_requests_total\{code="4xx"\}') \
+        >= sample(before, r'companynews_requests_total\{code="4xx"\}') + 1, "the 405 is not among the 4xx answers"
     page = requests.get(replayed_training.outputs["stats_url"], auth=AUTH, timeout=10).text
     assert re.search(r"<td>method</td><td>\d+</td>", page), "the page does not list refusals by reason"
 
@@ -65,6 +68,10 @@ def test_cache_hits_are_counted(replayed_training):
     assert hits, "no cache hit in five quick reads"
     assert eventually(lambda: sample(metrics(replayed_training),
                                      r'companynews_cache_requests_total\{status="HIT"\}') >= before + hits)
+    # A hit is an answer too: counted among the 2xx, not only as a cache status.
+    samples = metrics(replayed_training)
+    assert sample(samples, r'companynews_requests_total\{code="2xx"\}') >= \
+        sample(samples, r'companynews_cache_requests_total\{status="HIT"\}')
 
 
 def test_a_failover_shows_on_the_page_and_in_metrics(replayed_training):
