@@ -26,14 +26,21 @@ local LISTENING = 1
 local _M = {}
 local servers = {}
 
+-- A failed probe is the normal answer of a standby or an empty slot, so nginx.conf turns off cosockets' own error
+-- lines (lua_socket_log_errors), which would log every silent address twice a second; a change is logged here.
 local function probe(server)
     local socket = ngx.socket.tcp()
     socket:settimeout(PROBE_TIMEOUT_MS)
-    local ok = socket:connect(server.host, server.port)
+    local ok, err = socket:connect(server.host, server.port)
     if ok then
         socket:close()
     end
-    peers:set(server.key, ok and LISTENING or 0)
+    local now = ok and LISTENING or 0
+    local before = peers:get(server.key)
+    peers:set(server.key, now)
+    if before ~= nil and before ~= now then
+        ngx.log(ngx.WARN, "app balancer: ", server.key, ok and " listens now" or (" stopped listening: " .. tostring(err)))
+    end
 end
 
 local function probe_all(premature)
